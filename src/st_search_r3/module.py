@@ -1,0 +1,296 @@
+"""The Search-R3 sentence-transformers module: a causal LM that reasons, then embeds."""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Sequence
+from typing import Any
+
+try:
+    from typing import Self
+except ImportError:  # Python < 3.11
+    from typing_extensions import Self
+
+import torch
+import torch.nn.functional as F
+from sentence_transformers.base.modules import InputModule
+from transformers import AutoModelForCausalLM, AutoTokenizer, GenerationConfig
+
+from st_search_r3.base_model import DEFAULT_BASE_MODEL, resolve_base_model
+from st_search_r3.embedding import embed_after_generation, last_token_embedding, left_pad, reasoning_lengths
+from st_search_r3.prompting import EMBED_TOKEN, PromptBuilder, add_embed_token
+
+REASONING_PROMPT = (
+    "You are a search expert. Before answering, enrich the user's input for retrieval: "
+    "1. core concepts and how they relate; 2. key terms with short definitions; "
+    "3. synonyms and related terms; 4. related topics. Be brief. "
+    f"You MUST end every response with {EMBED_TOKEN}"
+)
+EMBEDDING_PROMPT = "Analyze the input text and create a high-quality semantic vector embedding."
+ANSWER_PREFIX = "The embedding is "
+
+
+class SearchR3(InputModule):
+    """Embeds texts with a causal LM at the hidden state of ``<|embed_token|>`` (Search-R3).
+
+    Queries (``encode_query``, ``task="query"``) are answered first: the LLM writes a short analysis under
+    ``reasoning_prompt`` by greedy decoding, then ``<|embed_token|>`` follows (appended when the model
+    did not emit it) and its last-layer hidden state, computed with one extra decode step on the
+    generation's KV cache, is the embedding. Documents (``encode_document``, ``encode`` without a task)
+    and queries with reasoning off take one forward pass over
+    ``chat(embedding_prompt, text) + answer_prefix + <|embed_token|>``.
+
+    The reasoning behind each query vector is kept per query and returned by :meth:`reasoning_of`;
+    re-encoding a query whose reasoning is known skips generation. That memory is dropped as soon as
+    any weight of the LLM changes in place (training) or the settings change.
+
+    Args:
+        model_name_or_path: The causal LM: ``"SmolLM2-135M-Instruct"`` (the packaged default), a local
+            folder or a Hugging Face id.
+        reasoning: Whether queries reason before embedding. Overridable per call:
+            ``model.encode_query(texts, reasoning=False)``.
+        max_reasoning_tokens: Most tokens of reasoning per query; ``<|embed_token|>`` follows after them.
+        max_seq_length: Longest prompt in tokens (template included, reasoning budget reserved for
+            queries); longer texts lose their tail, never the instruction or the embed token.
+        reasoning_prompt: System prompt of queries that reason.
+        embedding_prompt: System prompt of documents, and of queries when reasoning is off.
+        answer_prefix: Assistant text before ``<|embed_token|>`` when embedding without reasoning.
+        normalize: L2-normalise the embeddings.
+        model_kwargs: Passed to ``AutoModelForCausalLM.from_pretrained`` (e.g. ``{"dtype": torch.bfloat16}``).
+        processor_kwargs: Passed to ``AutoTokenizer.from_pretrained``.
+    """
+
+    config_file_name = "search_r3_config.json"
+    config_keys = [
+        "reasoning",
+        "max_reasoning_tokens",
+        "max_seq_length",
+        "reasoning_prompt",
+        "embedding_prompt",
+        "answer_prefix",
+        "normalize",
+    ]
+    forward_kwargs = {"task", "reasoning"}
+    save_in_root = True
+
+    def __init__(
+        self,
+        model_name_or_path: str = DEFAULT_BASE_MODEL,
+        reasoning: bool = True,
+        max_reasoning_tokens: int = 128,
+        max_seq_length: int = 512,
+        reasoning_prompt: str = REASONING_PROMPT,
+        embedding_prompt: str = EMBEDDING_PROMPT,
+        answer_prefix: str = ANSWER_PREFIX,
+        normalize: bool = True,
+        model_kwargs: dict[str, Any] | None = None,
+        processor_kwargs: dict[str, Any] | None = None,
+    ) -> None:
+        super().__init__()
+        if max_reasoning_tokens < 1:
+            raise ValueError(f"max_reasoning_tokens must be >= 1, got {max_reasoning_tokens}")
+        self.reasoning = reasoning
+        self.max_reasoning_tokens = max_reasoning_tokens
+        self.max_seq_length = max_seq_length
+        self.reasoning_prompt = reasoning_prompt
+        self.embedding_prompt = embedding_prompt
+        self.answer_prefix = answer_prefix
+        self.normalize = normalize
+
+        path = resolve_base_model(model_name_or_path)
+        self.tokenizer = AutoTokenizer.from_pretrained(path, **(processor_kwargs or {}))
+        self.auto_model = AutoModelForCausalLM.from_pretrained(path, **(model_kwargs or {}))
+        if self.tokenizer.pad_token_id is None:
+            self.tokenizer.pad_token = self.tokenizer.eos_token
+        self.tokenizer.padding_side = "left"
+        self.embed_token_id = add_embed_token(self.tokenizer, self.auto_model)
+        self.prompts = PromptBuilder(self.tokenizer, max_seq_length)
+        # Truncation must leave room for the reasoning and the token; fail now, not on the first query.
+        self.prompts.prompt_ids("", self.reasoning_prompt, reserve=max_reasoning_tokens + 2)
+        self.prompts.embedding_ids("", self.embedding_prompt, self.answer_prefix)
+        self._reasoning_memory: dict[tuple, list[int]] = {}
+        self._memory_stamp: tuple = ()
+
+    # ----------------------------------------------------------------------------------------- inputs
+
+    def preprocess(
+        self,
+        inputs: Sequence[str],
+        prompt: str | None = None,
+        task: str | None = None,
+        reasoning: bool | None = None,
+        **kwargs,
+    ) -> dict[str, torch.Tensor]:
+        """Token ids of a batch, left-padded.
+
+        Args:
+            inputs: Texts. An empty string is embedded as an empty user turn.
+            prompt: Optional sentence-transformers prompt, prepended to each text.
+            task: ``"query"`` reasons (unless reasoning is off); anything else embeds directly.
+            reasoning: Overrides the module's ``reasoning`` setting for this call.
+
+        Returns:
+            ``input_ids`` and ``attention_mask``; for reasoning queries the prompt ends at the start of
+            the assistant turn and ``reason`` is set to 1.
+        """
+        texts = self._check_texts(inputs)
+        if prompt:
+            texts = [prompt + text for text in texts]
+        if self._reasons(task, reasoning):
+            reserve = self.max_reasoning_tokens + 2  # the reasoning, a token fed late, and the embed token
+            ids = [self.prompts.prompt_ids(text, self.reasoning_prompt, reserve=reserve) for text in texts]
+        else:
+            ids = [self.prompts.embedding_ids(text, self.embedding_prompt, self.answer_prefix) for text in texts]
+        input_ids, attention_mask = left_pad(ids, self.tokenizer.pad_token_id)
+        return {"input_ids": input_ids, "attention_mask": attention_mask}
+
+    def _reasons(self, task: str | None, reasoning: bool | None) -> bool:
+        return task == "query" and (self.reasoning if reasoning is None else reasoning)
+
+    @staticmethod
+    def _check_texts(inputs: Sequence[str]) -> list[str]:
+        if isinstance(inputs, str) or not isinstance(inputs, Sequence):
+            raise TypeError(f"Expected a list of strings, got {type(inputs).__name__}")
+        if len(inputs) == 0:
+            raise ValueError("Expected at least one text, got an empty list")
+        for index, text in enumerate(inputs):
+            if not isinstance(text, str):
+                raise TypeError(f"Input {index} is {type(text).__name__}, expected str: {text!r:.80}")
+        return list(inputs)
+
+    # ---------------------------------------------------------------------------------------- forward
+
+    def forward(
+        self, features: dict[str, torch.Tensor], task: str | None = None, reasoning: bool | None = None, **kwargs
+    ) -> dict[str, torch.Tensor]:
+        """Sets ``features["sentence_embedding"]`` (float32, one row per text)."""
+        input_ids, attention_mask = features["input_ids"], features["attention_mask"]
+        if self._reasons(task, reasoning):
+            embeddings = self._embed_queries(input_ids, attention_mask)
+        else:
+            embeddings = last_token_embedding(self.auto_model, input_ids, attention_mask)
+        embeddings = embeddings.float()
+        features["sentence_embedding"] = F.normalize(embeddings, dim=-1) if self.normalize else embeddings
+        return features
+
+    def _embed_queries(self, input_ids: torch.Tensor, attention_mask: torch.Tensor) -> torch.Tensor:
+        """Reasons for the queries whose reasoning is unknown; one forward pass for the others."""
+        prompts = [row[mask.bool()].tolist() for row, mask in zip(input_ids, attention_mask)]
+        memory = self._current_memory()
+        unknown = [i for i, ids in enumerate(prompts) if self._memory_key(ids) not in memory]
+        known = [i for i in range(len(prompts)) if i not in set(unknown)]
+        embeddings = torch.empty(len(prompts), self.auto_model.config.hidden_size, device=input_ids.device)
+        if unknown:
+            embeddings[unknown] = self._reason_and_embed(input_ids[unknown], attention_mask[unknown])
+        if known:
+            sequences = [prompts[i] + memory[self._memory_key(prompts[i])] + [self.embed_token_id] for i in known]
+            ids, mask = left_pad(sequences, self.tokenizer.pad_token_id, device=input_ids.device)
+            embeddings[known] = last_token_embedding(self.auto_model, ids, mask).to(embeddings.dtype)
+        return embeddings
+
+    def _reason_and_embed(self, input_ids: torch.Tensor, attention_mask: torch.Tensor) -> torch.Tensor:
+        """Greedy reasoning, then the embed token's hidden state from the generation's KV cache."""
+        stop_ids = sorted({self.tokenizer.eos_token_id, self.tokenizer.pad_token_id, self.embed_token_id})
+        generation_config = GenerationConfig(
+            max_new_tokens=self.max_reasoning_tokens,
+            do_sample=False,
+            eos_token_id=stop_ids,
+            pad_token_id=self.tokenizer.pad_token_id,
+            return_dict_in_generate=True,
+            use_cache=True,
+        )
+        output = self.auto_model.generate(
+            input_ids=input_ids, attention_mask=attention_mask, generation_config=generation_config
+        )
+        generated = output.sequences[:, input_ids.shape[1] :]
+        lengths = reasoning_lengths(generated, stop_ids)
+        memory = self._current_memory()
+        for prompt_row, mask_row, row, length in zip(input_ids, attention_mask, generated, lengths.tolist()):
+            memory[self._memory_key(prompt_row[mask_row.bool()].tolist())] = row[:length].tolist()
+        return embed_after_generation(
+            self.auto_model,
+            output.past_key_values,
+            attention_mask,
+            generated,
+            lengths,
+            self.embed_token_id,
+            self.tokenizer.pad_token_id,
+        )
+
+    # ---------------------------------------------------------------------------- reasoning, visible
+
+    def reasoning_of(self, queries: list[str], batch_size: int = 16) -> list[str]:
+        """The reasoning text behind each query's vector (what ``encode_query`` generated for it).
+
+        Queries that were encoded since the weights last changed cost nothing; the others are reasoned
+        (and embedded) now, in batches.
+
+        Args:
+            queries: Query texts, exactly as passed to ``encode_query`` (any prompt included).
+            batch_size: Batch size for queries that still need reasoning.
+        """
+        features = self.preprocess(queries, task="query", reasoning=True)
+        prompts = [row[mask.bool()].tolist() for row, mask in zip(features["input_ids"], features["attention_mask"])]
+        missing = [i for i, ids in enumerate(prompts) if self._memory_key(ids) not in self._current_memory()]
+        device = self.auto_model.device
+        with torch.inference_mode():
+            for start in range(0, len(missing), batch_size):
+                rows = missing[start : start + batch_size]
+                ids, mask = left_pad([prompts[i] for i in rows], self.tokenizer.pad_token_id, device=device)
+                self._reason_and_embed(ids, mask)
+        memory = self._current_memory()
+        return [
+            self.tokenizer.decode(memory[self._memory_key(ids)], skip_special_tokens=True).strip() for ids in prompts
+        ]
+
+    def _memory_key(self, prompt_ids: list[int]) -> tuple:
+        return (self.max_reasoning_tokens, *prompt_ids)
+
+    def _current_memory(self) -> dict[tuple, list[int]]:
+        """The reasoning memory, emptied first if any weight changed since it was filled."""
+        # Every in-place update of a parameter (optimizer step, load_state_dict) bumps its version.
+        stamp = tuple(p._version for p in self.auto_model.parameters())
+        if stamp != self._memory_stamp:
+            self._reasoning_memory.clear()
+            self._memory_stamp = stamp
+        return self._reasoning_memory
+
+    # ------------------------------------------------------------------------------------ properties
+
+    def get_embedding_dimension(self) -> int:
+        return self.auto_model.config.hidden_size
+
+    def get_max_seq_length(self) -> int:
+        return self.max_seq_length
+
+    # ---------------------------------------------------------------------------------- save / load
+
+    def save(self, output_path: str, *args, safe_serialization: bool = True, **kwargs) -> None:
+        self.auto_model.save_pretrained(output_path, safe_serialization=safe_serialization)
+        self.save_tokenizer(output_path)
+        self.save_config(output_path)
+
+    @classmethod
+    def load(
+        cls,
+        model_name_or_path: str,
+        subfolder: str = "",
+        token: bool | str | None = None,
+        cache_folder: str | None = None,
+        revision: str | None = None,
+        local_files_only: bool = False,
+        model_kwargs: dict[str, Any] | None = None,
+        processor_kwargs: dict[str, Any] | None = None,
+        **kwargs,
+    ) -> Self:
+        hub_kwargs = dict(
+            subfolder=subfolder,
+            token=token,
+            cache_folder=cache_folder,
+            revision=revision,
+            local_files_only=local_files_only,
+        )
+        config = cls.load_config(model_name_or_path, **hub_kwargs)
+        local_path = cls.load_dir_path(model_name_or_path, **hub_kwargs)
+        config = {key: value for key, value in config.items() if key in cls.config_keys}
+        return cls(os.fspath(local_path), model_kwargs=model_kwargs, processor_kwargs=processor_kwargs, **config)
