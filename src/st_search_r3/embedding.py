@@ -94,3 +94,36 @@ def embed_after_generation(
         use_cache=True,
     )
     return output.last_hidden_state[:, -1]
+
+
+def shared_prefix_embedding(
+    model: torch.nn.Module,
+    prefix_ids: list[int],
+    input_ids: torch.Tensor,
+    attention_mask: torch.Tensor,
+    pad_token_id: int,
+) -> torch.Tensor:
+    """:func:`last_token_embedding` for rows that all start with ``prefix_ids``, computing the prefix once.
+
+    Every document prompt starts with the same template and system prompt; its keys and values are
+    computed for one row and repeated over the batch, and only the rest of each row runs through the
+    model. The result equals the full forward pass up to float rounding.
+    """
+    prefix_length = len(prefix_ids)
+    rows = [row[mask.bool()].tolist() for row, mask in zip(input_ids, attention_mask)]
+    if any(row[:prefix_length] != prefix_ids for row in rows):
+        raise ValueError("every row must start with the shared prefix")
+    rest_ids, rest_mask = left_pad([row[prefix_length:] for row in rows], pad_token_id, input_ids.device)
+    body = decoder(model)
+    prefix = torch.tensor([prefix_ids], device=input_ids.device)
+    cache = body(input_ids=prefix, use_cache=True).past_key_values
+    cache.batch_repeat_interleave(len(rows))
+    mask = torch.cat([torch.ones(len(rows), prefix_length, dtype=rest_mask.dtype, device=rest_mask.device), rest_mask], 1)
+    output = body(
+        input_ids=rest_ids,
+        attention_mask=mask,
+        position_ids=prefix_length + position_ids_from_mask(rest_mask),
+        past_key_values=cache,
+        use_cache=True,
+    )
+    return output.last_hidden_state[:, -1]

@@ -17,7 +17,13 @@ from sentence_transformers.base.modules import InputModule
 from transformers import AutoModelForCausalLM, AutoTokenizer, GenerationConfig
 
 from st_search_r3.base_model import DEFAULT_BASE_MODEL, resolve_base_model
-from st_search_r3.embedding import embed_after_generation, last_token_embedding, left_pad, reasoning_lengths
+from st_search_r3.embedding import (
+    embed_after_generation,
+    last_token_embedding,
+    left_pad,
+    reasoning_lengths,
+    shared_prefix_embedding,
+)
 from st_search_r3.prompting import EMBED_TOKEN, PromptBuilder, add_embed_token
 
 REASONING_PROMPT = (
@@ -56,6 +62,8 @@ class SearchR3(InputModule):
         embedding_prompt: System prompt of documents, and of queries when reasoning is off.
         answer_prefix: Assistant text before ``<|embed_token|>`` when embedding without reasoning.
         normalize: L2-normalise the embeddings.
+        precision: ``"float32"``, or ``"bfloat16"`` to run under bf16 autocast (about 2x faster on CPUs
+            with bf16 support; vectors agree with float32 to a cosine of ~0.9997).
         model_kwargs: Passed to ``AutoModelForCausalLM.from_pretrained`` (e.g. ``{"dtype": torch.bfloat16}``).
         processor_kwargs: Passed to ``AutoTokenizer.from_pretrained``.
     """
@@ -69,6 +77,7 @@ class SearchR3(InputModule):
         "embedding_prompt",
         "answer_prefix",
         "normalize",
+        "precision",
     ]
     forward_kwargs = {"task", "reasoning"}
     save_in_root = True
@@ -83,6 +92,7 @@ class SearchR3(InputModule):
         embedding_prompt: str = EMBEDDING_PROMPT,
         answer_prefix: str = ANSWER_PREFIX,
         normalize: bool = True,
+        precision: str = "float32",
         model_kwargs: dict[str, Any] | None = None,
         processor_kwargs: dict[str, Any] | None = None,
     ) -> None:
@@ -96,6 +106,9 @@ class SearchR3(InputModule):
         self.embedding_prompt = embedding_prompt
         self.answer_prefix = answer_prefix
         self.normalize = normalize
+        if precision not in ("float32", "bfloat16"):
+            raise ValueError(f"precision must be 'float32' or 'bfloat16', got {precision!r}")
+        self.precision = precision
 
         path = resolve_base_model(model_name_or_path)
         self.tokenizer = AutoTokenizer.from_pretrained(path, **(processor_kwargs or {}))
@@ -144,6 +157,9 @@ class SearchR3(InputModule):
         input_ids, attention_mask = left_pad(ids, self.tokenizer.pad_token_id)
         return {"input_ids": input_ids, "attention_mask": attention_mask}
 
+    def _precision(self, device: torch.device) -> torch.autocast:
+        return torch.autocast(device.type, dtype=torch.bfloat16, enabled=self.precision == "bfloat16")
+
     def _reasons(self, task: str | None, reasoning: bool | None) -> bool:
         return task == "query" and (self.reasoning if reasoning is None else reasoning)
 
@@ -165,10 +181,16 @@ class SearchR3(InputModule):
     ) -> dict[str, torch.Tensor]:
         """Sets ``features["sentence_embedding"]`` (float32, one row per text)."""
         input_ids, attention_mask = features["input_ids"], features["attention_mask"]
-        if self._reasons(task, reasoning):
-            embeddings = self._embed_queries(input_ids, attention_mask)
-        else:
-            embeddings = last_token_embedding(self.auto_model, input_ids, attention_mask)
+        with self._precision(input_ids.device):
+            if self._reasons(task, reasoning):
+                embeddings = self._embed_queries(input_ids, attention_mask)
+            elif torch.is_grad_enabled():
+                embeddings = last_token_embedding(self.auto_model, input_ids, attention_mask)
+            else:  # inference: the template prefix shared by all rows runs once per batch
+                prefix_ids = self.prompts.template(self.embedding_prompt)[0]
+                embeddings = shared_prefix_embedding(
+                    self.auto_model, prefix_ids, input_ids, attention_mask, self.tokenizer.pad_token_id
+                )
         embeddings = embeddings.float()
         features["sentence_embedding"] = F.normalize(embeddings, dim=-1) if self.normalize else embeddings
         return features
@@ -233,7 +255,7 @@ class SearchR3(InputModule):
         prompts = [row[mask.bool()].tolist() for row, mask in zip(features["input_ids"], features["attention_mask"])]
         missing = [i for i, ids in enumerate(prompts) if self._memory_key(ids) not in self._current_memory()]
         device = self.auto_model.device
-        with torch.inference_mode():
+        with torch.inference_mode(), self._precision(device):
             for start in range(0, len(missing), batch_size):
                 rows = missing[start : start + batch_size]
                 ids, mask = left_pad([prompts[i] for i in rows], self.tokenizer.pad_token_id, device=device)

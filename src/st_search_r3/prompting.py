@@ -49,7 +49,7 @@ class PromptBuilder:
         self.embed_token_id = tokenizer.convert_tokens_to_ids(EMBED_TOKEN)
         self._templates: dict[str, tuple[list[int], list[int]]] = {}
 
-    def _template(self, system_prompt: str) -> tuple[list[int], list[int]]:
+    def template(self, system_prompt: str) -> tuple[list[int], list[int]]:
         """Token ids before and after the user text, for one system prompt (memoised)."""
         if system_prompt not in self._templates:
             if self.tokenizer.chat_template:
@@ -72,7 +72,7 @@ class PromptBuilder:
             system_prompt: The system message.
             reserve: Tokens to keep free after the prompt (the reasoning and the answer).
         """
-        before, after = self._template(system_prompt)
+        before, after = self.template(system_prompt)
         budget = self.max_seq_length - reserve - len(before) - len(after)
         if budget < 0:
             raise ValueError(

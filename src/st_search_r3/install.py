@@ -1,0 +1,124 @@
+"""Assembling the default ``search-r3`` model where ``SentenceTransformer("search-r3")`` finds it.
+
+sentence-transformers resolves a bare name that is not a local folder to the hub id
+``sentence-transformers/search-r3``; with the hub off, or when the hub has no such repository, it serves
+that id from the Hugging Face cache. So the model is written as a snapshot of that id in the cache:
+``$HF_HUB_CACHE/models--sentence-transformers--search-r3/snapshots/<revision>/`` plus ``refs/main``.
+The snapshot's ``modules.json`` names ``st_search_r3.module.SearchR3``, so loading runs the installed
+package's code; no code is copied into the model folder.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import logging
+import os
+import shutil
+import tempfile
+from pathlib import Path
+
+from st_search_r3 import __version__
+from st_search_r3.base_model import DEFAULT_BASE_MODEL
+
+logger = logging.getLogger(__name__)
+
+MODEL_NAME = "search-r3"
+HUB_ID = f"sentence-transformers/{MODEL_NAME}"
+
+
+def _repo_dir() -> Path:
+    from huggingface_hub import constants
+
+    return Path(constants.HF_HUB_CACHE) / ("models--" + HUB_ID.replace("/", "--"))
+
+
+def revision(base_model: str = DEFAULT_BASE_MODEL) -> str:
+    """A 40-hex revision that changes whenever what install would build changes."""
+    return hashlib.sha1(f"st-search-r3 {__version__} base={base_model}".encode()).hexdigest()
+
+
+def installed_path(base_model: str = DEFAULT_BASE_MODEL) -> Path:
+    """The snapshot folder of the default model (it may not exist yet)."""
+    return _repo_dir() / "snapshots" / revision(base_model)
+
+
+def install(base_model: str = DEFAULT_BASE_MODEL, force: bool = False) -> Path:
+    """Builds the default model into the Hugging Face cache, unless it is there already.
+
+    Idempotent and atomic: the model is written to a temporary folder next to the snapshot and renamed
+    into place, and ``refs/main`` is replaced in one step, so an interrupted run leaves no half model.
+
+    Args:
+        base_model: The causal LM to build on (the packaged SmolLM2 by default).
+        force: Rebuild even if the snapshot exists.
+
+    Returns:
+        The snapshot folder.
+    """
+    snapshot = installed_path(base_model)
+    snapshots = snapshot.parent
+    snapshots.mkdir(parents=True, exist_ok=True)
+    for leftover in snapshots.glob(".tmp-*"):  # from an interrupted run
+        shutil.rmtree(leftover, ignore_errors=True)
+    if force and snapshot.exists():
+        shutil.rmtree(snapshot)
+    if not (snapshot / "modules.json").is_file():
+        staging = Path(tempfile.mkdtemp(prefix=".tmp-", dir=snapshots))
+        try:
+            _build(base_model, staging)
+            shutil.rmtree(snapshot, ignore_errors=True)
+            staging.rename(snapshot)
+        finally:
+            shutil.rmtree(staging, ignore_errors=True)
+    _write_atomically(_repo_dir() / "refs" / "main", snapshot.name)
+    return snapshot
+
+
+def _build(base_model: str, output_dir: Path) -> None:
+    from sentence_transformers import SentenceTransformer
+
+    from st_search_r3.module import SearchR3
+
+    logger.info("Building %s on %s in %s", MODEL_NAME, base_model, output_dir)
+    module = SearchR3(base_model)
+    model = SentenceTransformer(modules=[module], similarity_fn_name="cosine")
+    model.save(str(output_dir), create_model_card=False)
+    (output_dir / "README.md").write_text(_model_card(base_model, module), encoding="utf-8")
+
+
+def _model_card(base_model: str, module) -> str:
+    config = json.dumps(module.get_config_dict(), indent=2)
+    return f"""# search-r3 (st-search-r3 {__version__})
+
+A [Search-R3](https://arxiv.org/abs/2510.07048) embedder for sentence-transformers: the causal LM
+`{base_model}` reasons about a query, then emits `<|embed_token|>`; the final hidden state at that
+token ({module.get_embedding_dimension()} dimensions, L2-normalised, cosine similarity) is the
+embedding. Documents are embedded in one forward pass without reasoning.
+
+**Training: none yet.** `<|embed_token|>` was added to the vocabulary with the mean of the existing
+embedding rows; no weight was trained. This model is a working pipeline, not a good retriever.
+
+```python
+from sentence_transformers import SentenceTransformer
+
+model = SentenceTransformer("search-r3", trust_remote_code=True)
+queries = model.encode_query(["a large wild cat with a mane"])
+print(model[0].reasoning_of(["a large wild cat with a mane"]))
+documents = model.encode_document(["lion: large gregarious predatory cat of Africa and India"])
+print(model.similarity(queries, documents))
+```
+
+Settings (`search_r3_config.json`):
+
+```json
+{config}
+```
+"""
+
+
+def _write_atomically(path: Path, text: str) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with tempfile.NamedTemporaryFile("w", dir=path.parent, delete=False, encoding="utf-8") as handle:
+        handle.write(text)
+    os.replace(handle.name, path)
