@@ -1,4 +1,4 @@
-"""Registers ``search-r3`` with MTEB right after ``mteb`` is imported; run by ``st_search_r3_mteb.pth``.
+"""Registers ``search-r3`` and our tasks with MTEB right after ``mteb`` is imported; run by ``st_search_r3_mteb.pth``.
 
 MTEB has no plugin entry points and registering from inside its own import is circular, so this finder
 wraps the loader of the top-level ``mteb`` package and registers once that module has executed.
@@ -26,9 +26,10 @@ class _RegisterAfterMtebImport(importlib.abc.MetaPathFinder):
         def exec_then_register(module) -> None:
             exec_module(module)
             try:
-                from st_search_r3.mteb_model import register
-
-                register()
+                # Each registers itself on import. A module already being imported (it is what imported
+                # mteb) comes back half-done here and registers when it finishes.
+                import st_search_r3.mteb_model  # noqa: F401
+                import st_search_r3.mteb_tasks  # noqa: F401
             except Exception as error:  # a broken registration must never break `import mteb`
                 warnings.warn(f"st-search-r3 could not register with MTEB: {error!r}", stacklevel=2)
 

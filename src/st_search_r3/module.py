@@ -62,8 +62,9 @@ class SearchR3(InputModule):
         embedding_prompt: System prompt of documents, and of queries when reasoning is off.
         answer_prefix: Assistant text before ``<|embed_token|>`` when embedding without reasoning.
         normalize: L2-normalise the embeddings.
-        precision: ``"float32"``, or ``"bfloat16"`` to run under bf16 autocast (about 2x faster on CPUs
-            with bf16 support; vectors agree with float32 to a cosine of ~0.9997).
+        precision: ``"float32"``, or ``"bfloat16"`` to hold the LLM's weights in bf16 for inference (about
+            2x faster on CPUs with bf16 support; vectors agree with float32 to a cosine of ~0.9997). For
+            training keep float32 weights and let the trainer autocast.
         model_kwargs: Passed to ``AutoModelForCausalLM.from_pretrained`` (e.g. ``{"dtype": torch.bfloat16}``).
         processor_kwargs: Passed to ``AutoTokenizer.from_pretrained``.
     """
@@ -117,6 +118,8 @@ class SearchR3(InputModule):
             self.tokenizer.pad_token = self.tokenizer.eos_token
         self.tokenizer.padding_side = "left"
         self.embed_token_id = add_embed_token(self.tokenizer, self.auto_model)
+        if precision == "bfloat16":
+            self.auto_model.to(torch.bfloat16)
         self.prompts = PromptBuilder(self.tokenizer, max_seq_length)
         # Truncation must leave room for the reasoning and the token; fail now, not on the first query.
         self.prompts.prompt_ids("", self.reasoning_prompt, reserve=max_reasoning_tokens + 2)
@@ -157,9 +160,6 @@ class SearchR3(InputModule):
         input_ids, attention_mask = left_pad(ids, self.tokenizer.pad_token_id)
         return {"input_ids": input_ids, "attention_mask": attention_mask}
 
-    def _precision(self, device: torch.device) -> torch.autocast:
-        return torch.autocast(device.type, dtype=torch.bfloat16, enabled=self.precision == "bfloat16")
-
     def _reasons(self, task: str | None, reasoning: bool | None) -> bool:
         return task == "query" and (self.reasoning if reasoning is None else reasoning)
 
@@ -181,16 +181,15 @@ class SearchR3(InputModule):
     ) -> dict[str, torch.Tensor]:
         """Sets ``features["sentence_embedding"]`` (float32, one row per text)."""
         input_ids, attention_mask = features["input_ids"], features["attention_mask"]
-        with self._precision(input_ids.device):
-            if self._reasons(task, reasoning):
-                embeddings = self._embed_queries(input_ids, attention_mask)
-            elif torch.is_grad_enabled():
-                embeddings = last_token_embedding(self.auto_model, input_ids, attention_mask)
-            else:  # inference: the template prefix shared by all rows runs once per batch
-                prefix_ids = self.prompts.template(self.embedding_prompt)[0]
-                embeddings = shared_prefix_embedding(
-                    self.auto_model, prefix_ids, input_ids, attention_mask, self.tokenizer.pad_token_id
-                )
+        if self._reasons(task, reasoning):
+            embeddings = self._embed_queries(input_ids, attention_mask)
+        elif torch.is_grad_enabled():
+            embeddings = last_token_embedding(self.auto_model, input_ids, attention_mask)
+        else:  # inference: the template prefix shared by all rows runs once per batch
+            prefix_ids = self.prompts.template(self.embedding_prompt)[0]
+            embeddings = shared_prefix_embedding(
+                self.auto_model, prefix_ids, input_ids, attention_mask, self.tokenizer.pad_token_id
+            )
         embeddings = embeddings.float()
         features["sentence_embedding"] = F.normalize(embeddings, dim=-1) if self.normalize else embeddings
         return features
@@ -255,7 +254,7 @@ class SearchR3(InputModule):
         prompts = [row[mask.bool()].tolist() for row, mask in zip(features["input_ids"], features["attention_mask"])]
         missing = [i for i, ids in enumerate(prompts) if self._memory_key(ids) not in self._current_memory()]
         device = self.auto_model.device
-        with torch.inference_mode(), self._precision(device):
+        with torch.inference_mode():
             for start in range(0, len(missing), batch_size):
                 rows = missing[start : start + batch_size]
                 ids, mask = left_pad([prompts[i] for i in rows], self.tokenizer.pad_token_id, device=device)
@@ -264,6 +263,10 @@ class SearchR3(InputModule):
         return [
             self.tokenizer.decode(memory[self._memory_key(ids)], skip_special_tokens=True).strip() for ids in prompts
         ]
+
+    def forget_reasoning(self) -> None:
+        """Drops the remembered reasoning, so the next ``encode_query`` generates again."""
+        self._reasoning_memory.clear()
 
     def _memory_key(self, prompt_ids: list[int]) -> tuple:
         return (self.max_reasoning_tokens, *prompt_ids)

