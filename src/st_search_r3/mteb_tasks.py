@@ -59,6 +59,8 @@ class LocalRetrievalTask(AbsTaskRetrieval):
 
     @staticmethod
     def _load_split(folder: Path) -> dict:
+        if not folder.is_dir():
+            raise FileNotFoundError(f"{folder} does not exist: build the data with `python -m st_search_r3.data.build`")
         split = RetrievalSplit.load(folder)
         return {
             "corpus": Dataset.from_list([{"id": i, "text": t, "title": ""} for i, t in split.corpus.items()]),

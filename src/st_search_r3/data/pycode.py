@@ -29,8 +29,8 @@ def stdlib_root() -> Path:
 def read_functions(root: str | Path) -> Iterator[tuple[str, str, str]]:
     """Yields ``(module/qualified.name, first docstring line, code without docstring)``."""
     root = Path(root)
-    if not (root / "os.py").is_file():
-        raise FileNotFoundError(f"{root} is not a Python standard library folder (no os.py)")
+    if not root.is_dir() or not any(root.glob("*.py")):
+        raise FileNotFoundError(f"{root} holds no Python modules; pass the standard library folder")
     for path in sorted(root.rglob("*.py")):
         relative = path.relative_to(root)
         if SKIPPED_PARTS & set(relative.parts) or relative.name.startswith("test_"):

