@@ -36,7 +36,7 @@ class ForceEndings(LogitsProcessor):
 
 
 def full_forward_embedding(module: SearchR3, query: str, reasoning_ids: list[int]) -> torch.Tensor:
-    prompt = module.preprocess([query], task="query")["input_ids"][0].tolist()
+    prompt = module._query_prompt_ids(query)
     ids, mask = left_pad([prompt + reasoning_ids + [module.embed_token_id]], module.tokenizer.pad_token_id)
     with torch.inference_mode():
         return torch.nn.functional.normalize(last_token_embedding(module.auto_model, ids, mask), dim=-1)[0]
@@ -207,5 +207,28 @@ def test_multi_process_pool_matches_single_process(tiny_model, texts):
 
 
 def _prompts(module: SearchR3, queries: list[str]) -> list[list[int]]:
-    features = module.preprocess(queries, task="query")
-    return [row[mask.bool()].tolist() for row, mask in zip(features["input_ids"], features["attention_mask"])]
+    return [module._query_prompt_ids(query) for query in queries]
+
+
+def test_query_with_given_reasoning_is_embedded_in_one_pass(tiny_model, texts):
+    module = tiny_model[0]
+    query, thought = texts["queries"][0], "a word for a large cat"
+    features = module.preprocess([(query, thought), query], task="query")
+    assert features["input_ids"][0, -1] == module.embed_token_id
+    answer = module.prompts.encode(thought) + [module.embed_token_id]
+    assert features["answer_mask"][0].sum() == len(answer)
+    assert features["input_ids"][0][features["answer_mask"][0].bool()].tolist() == answer
+    assert features["answer_mask"][1].sum() == 0, "an unreasoned query has no answer yet"
+    with torch.inference_mode():
+        embedding = module(module.preprocess([(query, thought)], task="query"), task="query")["sentence_embedding"]
+    expected = full_forward_embedding(module, query, module.prompts.encode(thought))
+    np.testing.assert_allclose(embedding[0].numpy(), expected.numpy(), atol=1e-5)
+
+
+def test_document_answer_mask_covers_the_answer_prefix_and_token(tiny_model):
+    module = tiny_model[0]
+    features = module.preprocess(["some text"], task="document")
+    answer = module.prompts.encode(module.answer_prefix) + [module.embed_token_id]
+    assert features["input_ids"][0][features["answer_mask"][0].bool()].tolist() == answer
+    with pytest.raises(TypeError):
+        module.preprocess([("a", "pair")], task="document")

@@ -121,17 +121,17 @@ class SearchR3(InputModule):
         if precision == "bfloat16":
             self.auto_model.to(torch.bfloat16)
         self.prompts = PromptBuilder(self.tokenizer, max_seq_length)
-        # Truncation must leave room for the reasoning and the token; fail now, not on the first query.
-        self.prompts.prompt_ids("", self.reasoning_prompt, reserve=max_reasoning_tokens + 2)
-        self.prompts.embedding_ids("", self.embedding_prompt, self.answer_prefix)
         self._reasoning_memory: dict[tuple, list[int]] = {}
         self._memory_stamp: tuple = ()
+        # Truncation must leave room for the reasoning and the answer: fail now, not on the first text.
+        self.preprocess([""], task="query", reasoning=True)
+        self.preprocess([""], task="document")
 
     # ----------------------------------------------------------------------------------------- inputs
 
     def preprocess(
         self,
-        inputs: Sequence[str],
+        inputs: Sequence[str | tuple[str, str]],
         prompt: str | None = None,
         task: str | None = None,
         reasoning: bool | None = None,
@@ -140,39 +140,69 @@ class SearchR3(InputModule):
         """Token ids of a batch, left-padded.
 
         Args:
-            inputs: Texts. An empty string is embedded as an empty user turn.
+            inputs: Texts. An empty string is embedded as an empty user turn. For reasoning queries an
+                input may also be a ``(query, reasoning)`` pair: the given reasoning is used instead of
+                generating one (training uses this with each query's cached greedy reasoning).
             prompt: Optional sentence-transformers prompt, prepended to each text.
             task: ``"query"`` reasons (unless reasoning is off); anything else embeds directly.
             reasoning: Overrides the module's ``reasoning`` setting for this call.
 
         Returns:
-            ``input_ids`` and ``attention_mask``; for reasoning queries the prompt ends at the start of
-            the assistant turn and ``reason`` is set to 1.
+            ``input_ids``, ``attention_mask`` and ``answer_mask`` (1 on the tokens the model writes: the
+            reasoning or answer prefix, and ``<|embed_token|>``). A reasoning query whose reasoning is
+            known (given, or remembered) ends with ``<|embed_token|>``; otherwise it ends at the start
+            of the assistant turn and is answered in :meth:`forward`.
         """
-        texts = self._check_texts(inputs)
+        reasons = self._reasons(task, reasoning)
+        items = self._check_inputs(inputs, allow_pairs=reasons)
         if prompt:
-            texts = [prompt + text for text in texts]
-        if self._reasons(task, reasoning):
-            reserve = self.max_reasoning_tokens + 2  # the reasoning, a token fed late, and the embed token
-            ids = [self.prompts.prompt_ids(text, self.reasoning_prompt, reserve=reserve) for text in texts]
+            items = [(prompt + text, thought) for text, thought in items]
+        if reasons:
+            memory = self._current_memory()
+            sequences = []
+            for text, thought in items:
+                prompt_ids = self._query_prompt_ids(text)
+                if thought is not None:
+                    answer = self.prompts.encode(thought)[: self.max_reasoning_tokens] + [self.embed_token_id]
+                elif self._memory_key(prompt_ids) in memory:
+                    answer = memory[self._memory_key(prompt_ids)] + [self.embed_token_id]
+                else:
+                    answer = []
+                sequences.append((prompt_ids, answer))
         else:
-            ids = [self.prompts.embedding_ids(text, self.embedding_prompt, self.answer_prefix) for text in texts]
-        input_ids, attention_mask = left_pad(ids, self.tokenizer.pad_token_id)
-        return {"input_ids": input_ids, "attention_mask": attention_mask}
+            answer = self.prompts.encode(self.answer_prefix) + [self.embed_token_id]
+            sequences = [
+                (self.prompts.prompt_ids(text, self.embedding_prompt, reserve=len(answer)), answer)
+                for text, _ in items
+            ]
+        input_ids, attention_mask = left_pad([p + a for p, a in sequences], self.tokenizer.pad_token_id)
+        answer_mask, _ = left_pad([[0] * len(p) + [1] * len(a) for p, a in sequences], 0)
+        return {"input_ids": input_ids, "attention_mask": attention_mask, "answer_mask": answer_mask}
+
+    def _query_prompt_ids(self, text: str) -> list[int]:
+        reserve = self.max_reasoning_tokens + 2  # the reasoning, a token fed late, and the embed token
+        return self.prompts.prompt_ids(text, self.reasoning_prompt, reserve=reserve)
 
     def _reasons(self, task: str | None, reasoning: bool | None) -> bool:
         return task == "query" and (self.reasoning if reasoning is None else reasoning)
 
     @staticmethod
-    def _check_texts(inputs: Sequence[str]) -> list[str]:
+    def _check_inputs(inputs, allow_pairs: bool) -> list[tuple[str, str | None]]:
+        """``(text, reasoning or None)`` per input; a clear error for anything but strings (and pairs)."""
         if isinstance(inputs, str) or not isinstance(inputs, Sequence):
             raise TypeError(f"Expected a list of strings, got {type(inputs).__name__}")
         if len(inputs) == 0:
             raise ValueError("Expected at least one text, got an empty list")
-        for index, text in enumerate(inputs):
-            if not isinstance(text, str):
-                raise TypeError(f"Input {index} is {type(text).__name__}, expected str: {text!r:.80}")
-        return list(inputs)
+        items = []
+        for index, item in enumerate(inputs):
+            if isinstance(item, str):
+                items.append((item, None))
+            elif allow_pairs and isinstance(item, (tuple, list)) and len(item) == 2 and all(isinstance(x, str) for x in item):
+                items.append((item[0], item[1]))
+            else:
+                expected = "str or a (query, reasoning) pair of str" if allow_pairs else "str"
+                raise TypeError(f"Input {index} is {type(item).__name__}, expected {expected}: {item!r:.80}")
+        return items
 
     # ---------------------------------------------------------------------------------------- forward
 
@@ -195,18 +225,13 @@ class SearchR3(InputModule):
         return features
 
     def _embed_queries(self, input_ids: torch.Tensor, attention_mask: torch.Tensor) -> torch.Tensor:
-        """Reasons for the queries whose reasoning is unknown; one forward pass for the others."""
-        prompts = [row[mask.bool()].tolist() for row, mask in zip(input_ids, attention_mask)]
-        memory = self._current_memory()
-        unknown = [i for i, ids in enumerate(prompts) if self._memory_key(ids) not in memory]
-        known = [i for i in range(len(prompts)) if i not in set(unknown)]
-        embeddings = torch.empty(len(prompts), self.auto_model.config.hidden_size, device=input_ids.device)
-        if unknown:
-            embeddings[unknown] = self._reason_and_embed(input_ids[unknown], attention_mask[unknown])
-        if known:
-            sequences = [prompts[i] + memory[self._memory_key(prompts[i])] + [self.embed_token_id] for i in known]
-            ids, mask = left_pad(sequences, self.tokenizer.pad_token_id, device=input_ids.device)
-            embeddings[known] = last_token_embedding(self.auto_model, ids, mask).to(embeddings.dtype)
+        """One forward pass for queries whose reasoning is known; reasoning first for the others."""
+        known = input_ids[:, -1] == self.embed_token_id
+        embeddings = torch.empty(len(input_ids), self.auto_model.config.hidden_size, device=input_ids.device)
+        if known.any():
+            embeddings[known] = last_token_embedding(self.auto_model, input_ids[known], attention_mask[known]).float()
+        if not known.all():
+            embeddings[~known] = self._reason_and_embed(input_ids[~known], attention_mask[~known]).float()
         return embeddings
 
     def _reason_and_embed(self, input_ids: torch.Tensor, attention_mask: torch.Tensor) -> torch.Tensor:
@@ -250,8 +275,7 @@ class SearchR3(InputModule):
             queries: Query texts, exactly as passed to ``encode_query`` (any prompt included).
             batch_size: Batch size for queries that still need reasoning.
         """
-        features = self.preprocess(queries, task="query", reasoning=True)
-        prompts = [row[mask.bool()].tolist() for row, mask in zip(features["input_ids"], features["attention_mask"])]
+        prompts = [self._query_prompt_ids(text) for text, _ in self._check_inputs(queries, allow_pairs=False)]
         missing = [i for i, ids in enumerate(prompts) if self._memory_key(ids) not in self._current_memory()]
         device = self.auto_model.device
         with torch.inference_mode():

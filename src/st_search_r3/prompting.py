@@ -58,10 +58,11 @@ class PromptBuilder:
             else:
                 rendered = f"{system_prompt}\n\n{_MARKER}\n\n"
             before, after = rendered.split(_MARKER)
-            self._templates[system_prompt] = (self._encode(before), self._encode(after))
+            self._templates[system_prompt] = (self.encode(before), self.encode(after))
         return self._templates[system_prompt]
 
-    def _encode(self, text: str) -> list[int]:
+    def encode(self, text: str) -> list[int]:
+        """Token ids of a bare text (no special tokens added)."""
         return self.tokenizer(text, add_special_tokens=False)["input_ids"]
 
     def prompt_ids(self, text: str, system_prompt: str, reserve: int = 0) -> list[int]:
@@ -79,9 +80,4 @@ class PromptBuilder:
                 f"max_seq_length={self.max_seq_length} leaves no room for the text: the template takes "
                 f"{len(before) + len(after)} tokens and {reserve} are reserved for the answer."
             )
-        return before + self._encode(text)[:budget] + after
-
-    def embedding_ids(self, text: str, system_prompt: str, answer_prefix: str) -> list[int]:
-        """Prompt ids of a text embedded without reasoning: ``... assistant: {answer_prefix}<|embed_token|>``."""
-        answer = self._encode(answer_prefix) + [self.embed_token_id]
-        return self.prompt_ids(text, system_prompt, reserve=len(answer)) + answer
+        return before + self.encode(text)[:budget] + after
