@@ -215,13 +215,14 @@ def test_query_with_given_reasoning_is_embedded_in_one_pass(tiny_model, texts):
     query, thought = texts["queries"][0], "a word for a large cat"
     features = module.preprocess([(query, thought), query], task="query")
     assert features["input_ids"][0, -1] == module.embed_token_id
-    answer = module.prompts.encode(thought) + [module.embed_token_id]
+    reasoning_ids = module.prompts.encode(thought)[: module.max_reasoning_tokens]  # cut to the budget
+    answer = reasoning_ids + [module.embed_token_id]
     assert features["answer_mask"][0].sum() == len(answer)
     assert features["input_ids"][0][features["answer_mask"][0].bool()].tolist() == answer
     assert features["answer_mask"][1].sum() == 0, "an unreasoned query has no answer yet"
     with torch.inference_mode():
         embedding = module(module.preprocess([(query, thought)], task="query"), task="query")["sentence_embedding"]
-    expected = full_forward_embedding(module, query, module.prompts.encode(thought))
+    expected = full_forward_embedding(module, query, reasoning_ids)
     np.testing.assert_allclose(embedding[0].numpy(), expected.numpy(), atol=1e-5)
 
 
