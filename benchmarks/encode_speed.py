@@ -34,6 +34,11 @@ def timed(function) -> tuple[float, object]:
     return time.perf_counter() - start, result
 
 
+def prompt_features(module: SearchR3, queries: list[str]) -> dict[str, torch.Tensor]:
+    ids, mask = left_pad([module.query_prompt_ids(q) for q in queries], module.tokenizer.pad_token_id)
+    return {"input_ids": ids, "attention_mask": mask}
+
+
 def raw_generate(module: SearchR3, queries: list[str], batch_size: int) -> tuple[float, int]:
     """Seconds and generated tokens for plain batched greedy ``generate`` on the reasoning prompts."""
     stop_ids = sorted({module.tokenizer.eos_token_id, module.tokenizer.pad_token_id, module.embed_token_id})
@@ -45,7 +50,7 @@ def raw_generate(module: SearchR3, queries: list[str], batch_size: int) -> tuple
     )
     seconds, tokens = 0.0, 0
     for start in range(0, len(queries), batch_size):
-        features = module.preprocess(queries[start : start + batch_size], task="query")
+        features = prompt_features(module, queries[start : start + batch_size])
         with torch.inference_mode():
             elapsed, sequences = timed(lambda: module.auto_model.generate(**features, generation_config=config))
         seconds += elapsed
@@ -64,7 +69,7 @@ def naive_generate_then_encode(module: SearchR3, queries: list[str]) -> float:
     )
     start = time.perf_counter()
     for query in queries:
-        features = module.preprocess([query], task="query")
+        features = prompt_features(module, [query])
         with torch.inference_mode():
             sequences = module.auto_model.generate(**features, generation_config=config)
             prompt_length = features["input_ids"].shape[1]

@@ -36,7 +36,7 @@ class ForceEndings(LogitsProcessor):
 
 
 def full_forward_embedding(module: SearchR3, query: str, reasoning_ids: list[int]) -> torch.Tensor:
-    prompt = module._query_prompt_ids(query)
+    prompt = module.query_prompt_ids(query)
     ids, mask = left_pad([prompt + reasoning_ids + [module.embed_token_id]], module.tokenizer.pad_token_id)
     with torch.inference_mode():
         return torch.nn.functional.normalize(last_token_embedding(module.auto_model, ids, mask), dim=-1)[0]
@@ -207,7 +207,7 @@ def test_multi_process_pool_matches_single_process(tiny_model, texts):
 
 
 def _prompts(module: SearchR3, queries: list[str]) -> list[list[int]]:
-    return [module._query_prompt_ids(query) for query in queries]
+    return [module.query_prompt_ids(query) for query in queries]
 
 
 def test_query_with_given_reasoning_is_embedded_in_one_pass(tiny_model, texts):

@@ -161,7 +161,7 @@ class SearchR3(InputModule):
             memory = self._current_memory()
             sequences = []
             for text, thought in items:
-                prompt_ids = self._query_prompt_ids(text)
+                prompt_ids = self.query_prompt_ids(text)
                 if thought is not None:
                     answer = self.prompts.encode(thought)[: self.max_reasoning_tokens] + [self.embed_token_id]
                 elif self._memory_key(prompt_ids) in memory:
@@ -179,7 +179,8 @@ class SearchR3(InputModule):
         answer_mask, _ = left_pad([[0] * len(p) + [1] * len(a) for p, a in sequences], 0)
         return {"input_ids": input_ids, "attention_mask": attention_mask, "answer_mask": answer_mask}
 
-    def _query_prompt_ids(self, text: str) -> list[int]:
+    def query_prompt_ids(self, text: str) -> list[int]:
+        """Token ids of the prompt a query is answered from (generation starts after them)."""
         reserve = self.max_reasoning_tokens + 2  # the reasoning, a token fed late, and the embed token
         return self.prompts.prompt_ids(text, self.reasoning_prompt, reserve=reserve)
 
@@ -275,7 +276,7 @@ class SearchR3(InputModule):
             queries: Query texts, exactly as passed to ``encode_query`` (any prompt included).
             batch_size: Batch size for queries that still need reasoning.
         """
-        prompts = [self._query_prompt_ids(text) for text, _ in self._check_inputs(queries, allow_pairs=False)]
+        prompts = [self.query_prompt_ids(text) for text, _ in self._check_inputs(queries, allow_pairs=False)]
         missing = [i for i, ids in enumerate(prompts) if self._memory_key(ids) not in self._current_memory()]
         device = self.auto_model.device
         with torch.inference_mode():

@@ -1,0 +1,209 @@
+"""The Search-R3 stage-1 loss: teach ``<|embed_token|>`` to carry a good embedding."""
+
+from __future__ import annotations
+
+import copy
+from contextlib import nullcontext
+from functools import partial
+from typing import Any
+
+import torch
+import torch.nn.functional as F
+from sentence_transformers.base.losses.gradcache import RandContext
+from torch import Tensor, nn
+
+from st_search_r3.embedding import decoder, position_ids_from_mask
+
+
+class SearchR3Loss(nn.Module):
+    """InfoNCE + triplet margin on the embeddings, LM cross-entropy and KL to the base on the answers.
+
+    Inputs are the columns of a ``(anchor, positive, negative_1, ..., negative_n)`` dataset, tokenized by
+    :class:`~st_search_r3.SearchR3` (anchors with ``task="query"``, usually as ``(query, reasoning)``
+    pairs; the rest with ``task="document"``). With ``a`` the anchors, ``p`` the positives and ``n``
+    the hard negatives, all L2-normalised, and ``s(x, y)`` the cosine:
+
+    - InfoNCE: cross-entropy of ``s(a_i, [p; n]) / temperature`` towards ``p_i``; every other positive
+      and every hard negative in the batch is a negative.
+    - Triplet: ``mean(max(0, s(a_i, n_ij) - s(a_i, p_i) + margin))``.
+    - LM: mean token cross-entropy of what the model writes in each sequence (``answer_mask``: the
+      reasoning or "The embedding is", and ``<|embed_token|>``), so it keeps emitting the token.
+    - KL: ``KL(base || model)`` of the next-token distributions on those same tokens, where the base is
+      the model with its LoRA adapters disabled (or a frozen copy taken at construction).
+
+    The total is the weighted sum. A term whose weight is 0 is not computed (no LM head, no base pass).
+
+    Args:
+        model: The SentenceTransformer whose first module is a :class:`~st_search_r3.SearchR3`.
+        temperature: InfoNCE temperature on cosine similarities.
+        triplet_margin: Margin of the triplet term, in cosine units.
+        infonce_weight, triplet_weight, lm_weight, kl_weight: Weights of the four terms.
+        mini_batch_size: If set, gradient caching (GradCache, as in
+            ``CachedMultipleNegativesRankingLoss``): the batch is embedded in mini-batches of this size
+            without gradients, the contrastive loss is back-propagated to the embeddings, then each
+            mini-batch is re-run with gradients. The contrastive batch can then exceed memory.
+    """
+
+    def __init__(
+        self,
+        model,
+        temperature: float = 0.05,
+        triplet_margin: float = 0.1,
+        infonce_weight: float = 1.0,
+        triplet_weight: float = 1.0,
+        lm_weight: float = 0.1,
+        kl_weight: float = 0.1,
+        mini_batch_size: int | None = None,
+    ) -> None:
+        super().__init__()
+        self.model = model
+        self.temperature = temperature
+        self.triplet_margin = triplet_margin
+        self.infonce_weight = infonce_weight
+        self.triplet_weight = triplet_weight
+        self.lm_weight = lm_weight
+        self.kl_weight = kl_weight
+        self.mini_batch_size = mini_batch_size
+        llm = model[0].auto_model
+        uses_adapters = hasattr(llm, "disable_adapter")
+        # Without adapters the base must be a separate frozen copy (taken now, before any update).
+        self.reference = None if uses_adapters or kl_weight == 0 else copy.deepcopy(llm).requires_grad_(False).eval()
+
+    # ------------------------------------------------------------------------------- loss terms
+
+    def contrastive(self, embeddings: list[Tensor]) -> dict[str, Tensor]:
+        """InfoNCE and triplet terms from the normalised embeddings of each column."""
+        anchors, positives, negatives = embeddings[0], embeddings[1], embeddings[2:]
+        candidates = torch.cat([positives, *negatives])
+        terms = {}
+        if self.infonce_weight:
+            scores = anchors @ candidates.T / self.temperature
+            terms["infonce"] = F.cross_entropy(scores, torch.arange(len(anchors), device=scores.device))
+        if self.triplet_weight and negatives:
+            positive_scores = (anchors * positives).sum(-1, keepdim=True)
+            negative_scores = torch.stack([(anchors * n).sum(-1) for n in negatives], dim=1)
+            terms["triplet"] = F.relu(negative_scores - positive_scores + self.triplet_margin).mean()
+        return terms
+
+    def encode(self, features: dict[str, Tensor]) -> tuple[Tensor, dict[str, Tensor]]:
+        """Normalised embeddings of one column and, when weighted, its summed per-sequence LM / KL terms."""
+        llm = self.model[0].auto_model
+        hidden = decoder(llm)(
+            input_ids=features["input_ids"],
+            attention_mask=features["attention_mask"],
+            position_ids=position_ids_from_mask(features["attention_mask"]),
+            use_cache=False,
+        ).last_hidden_state
+        embeddings = F.normalize(hidden[:, -1].float(), dim=-1)
+        sums = {}
+        if self.lm_weight or self.kl_weight:
+            targets_mask = features["answer_mask"][:, 1:].bool()
+            rows = targets_mask.nonzero()[:, 0]
+            tokens_per_row = targets_mask.sum(1).clamp(min=1).float()
+            logits = llm.get_output_embeddings()(hidden[:, :-1][targets_mask]).float()
+            # Every sequence counts once, however long its answer: per-token terms are averaged per row.
+            weights = 1.0 / tokens_per_row[rows]
+            if self.lm_weight:
+                targets = features["input_ids"][:, 1:][targets_mask]
+                sums["lm"] = (F.cross_entropy(logits, targets, reduction="none") * weights).sum()
+            if self.kl_weight:
+                base_logits = self._base_logits(features, targets_mask)
+                base_log_probs = F.log_softmax(base_logits, dim=-1)
+                kl = (base_log_probs.exp() * (base_log_probs - F.log_softmax(logits, dim=-1))).sum(-1)
+                sums["kl"] = (kl * weights).sum()
+        return embeddings, sums
+
+    @torch.no_grad()
+    def _base_logits(self, features: dict[str, Tensor], targets_mask: Tensor) -> Tensor:
+        llm = self.model[0].auto_model
+        base = self.reference if self.reference is not None else llm
+        with nullcontext() if self.reference is not None else llm.disable_adapter():
+            hidden = decoder(base)(
+                input_ids=features["input_ids"],
+                attention_mask=features["attention_mask"],
+                position_ids=position_ids_from_mask(features["attention_mask"]),
+                use_cache=False,
+            ).last_hidden_state
+            return base.get_output_embeddings()(hidden[:, :-1][targets_mask]).float()
+
+    def combine(self, terms: dict[str, Tensor]) -> Tensor:
+        weights = {"infonce": self.infonce_weight, "triplet": self.triplet_weight, "lm": self.lm_weight, "kl": self.kl_weight}
+        return sum(weights[name] * value for name, value in terms.items())
+
+    # ----------------------------------------------------------------------------------- forward
+
+    def forward(self, sentence_features: list[dict[str, Tensor]], labels: Tensor | None = None) -> Tensor:
+        sentence_features = list(sentence_features)
+        if len(sentence_features) < 2:
+            raise ValueError(f"Expected (anchor, positive, negatives...) columns, got {len(sentence_features)}")
+        if self.mini_batch_size is not None and torch.is_grad_enabled():
+            return self._forward_cached(sentence_features)
+        encoded = [self.encode(features) for features in sentence_features]
+        terms = self.contrastive([embeddings for embeddings, _ in encoded])
+        num_sequences = sum(len(embeddings) for embeddings, _ in encoded)
+        for name in ("lm", "kl"):
+            if any(name in sums for _, sums in encoded):
+                terms[name] = sum(sums[name] for _, sums in encoded) / num_sequences
+        self.last_terms = {name: float(value) for name, value in terms.items()}
+        return self.combine(terms)
+
+    def _forward_cached(self, sentence_features: list[dict[str, Tensor]]) -> Tensor:
+        """GradCache: embed without gradients, back-propagate to the embeddings, replay in the backward."""
+        ranges = [self._ranges(len(features["input_ids"])) for features in sentence_features]
+        embeddings, random_states, aux = [], [], {}
+        with torch.no_grad():
+            for features, column_ranges in zip(sentence_features, ranges):
+                column, states = [], []
+                for begin, end in column_ranges:
+                    mini_batch = {k: v[begin:end] for k, v in features.items() if isinstance(v, Tensor)}
+                    states.append(RandContext(*mini_batch.values()))
+                    mini_embeddings, sums = self.encode(mini_batch)
+                    column.append(mini_embeddings)
+                    for name, value in sums.items():
+                        aux[name] = aux.get(name, 0.0) + float(value)
+                embeddings.append(torch.cat(column).requires_grad_())
+                random_states.append(states)
+        terms = self.contrastive(embeddings)
+        if terms:
+            self.combine(terms).backward()
+        num_sequences = sum(len(column) for column in embeddings)
+        terms.update({name: torch.tensor(value / num_sequences) for name, value in aux.items()})
+        self.last_terms = {name: float(value) for name, value in terms.items()}
+        loss = self.combine(terms).detach().requires_grad_()
+        loss.register_hook(
+            partial(
+                self._replay,
+                sentence_features=sentence_features,
+                gradients=[column.grad if column.grad is not None else torch.zeros_like(column) for column in embeddings],
+                ranges=ranges,
+                random_states=random_states,
+                num_sequences=num_sequences,
+            )
+        )
+        return loss
+
+    def _replay(self, grad_output, sentence_features, gradients, ranges, random_states, num_sequences) -> None:
+        """Re-runs each mini-batch with gradients: cached embedding gradients plus its own LM / KL terms."""
+        with torch.enable_grad():
+            for features, column_gradient, column_ranges, states in zip(sentence_features, gradients, ranges, random_states):
+                for (begin, end), state in zip(column_ranges, states):
+                    mini_batch = {k: v[begin:end] for k, v in features.items() if isinstance(v, Tensor)}
+                    with state:
+                        mini_embeddings, sums = self.encode(mini_batch)
+                    surrogate = (mini_embeddings * column_gradient[begin:end]).sum()
+                    surrogate = surrogate + self.combine(sums) / num_sequences if sums else surrogate
+                    (surrogate * grad_output).backward()
+
+    def _ranges(self, batch_size: int) -> list[tuple[int, int]]:
+        return [(begin, min(begin + self.mini_batch_size, batch_size)) for begin in range(0, batch_size, self.mini_batch_size)]
+
+    def get_config_dict(self) -> dict[str, Any]:
+        return {
+            "temperature": self.temperature,
+            "triplet_margin": self.triplet_margin,
+            "infonce_weight": self.infonce_weight,
+            "triplet_weight": self.triplet_weight,
+            "lm_weight": self.lm_weight,
+            "kl_weight": self.kl_weight,
+            "mini_batch_size": self.mini_batch_size,
+        }

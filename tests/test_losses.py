@@ -1,0 +1,138 @@
+from __future__ import annotations
+
+import math
+
+import pytest
+import torch
+import torch.nn.functional as F
+from sentence_transformers import SentenceTransformer
+
+from st_search_r3 import SearchR3
+from st_search_r3.losses import SearchR3Loss
+
+
+@pytest.fixture
+def model(tiny_llm) -> SentenceTransformer:
+    return SentenceTransformer(modules=[SearchR3(tiny_llm, max_reasoning_tokens=8, max_seq_length=192)])
+
+
+def batch(model, texts, reasoning=True):
+    module = model[0]
+    anchors = [(q, "a short thought") for q in texts["queries"][:4]] if reasoning else texts["queries"][:4]
+    return [
+        module.preprocess(anchors, task="query"),
+        module.preprocess(texts["documents"][:4], task="document"),
+        module.preprocess(texts["documents"][2:6], task="document"),
+    ]
+
+
+def only(model, term: str, **kwargs) -> SearchR3Loss:
+    weights = {f"{name}_weight": 0.0 for name in ("infonce", "triplet", "lm", "kl")}
+    weights[f"{term}_weight"] = 1.0
+    return SearchR3Loss(model, **{**weights, **kwargs})
+
+
+def test_infonce_and_triplet_on_a_hand_checkable_case(model):
+    loss = SearchR3Loss(model, temperature=0.5, triplet_margin=0.2, kl_weight=0)
+    anchors = torch.tensor([[1.0, 0.0], [0.0, 1.0]], requires_grad=True)
+    positives = torch.tensor([[1.0, 0.0], [0.0, 1.0]])
+    negatives = torch.tensor([[0.6, 0.8], [0.8, 0.6]])
+    terms = loss.contrastive([anchors, positives, negatives])
+
+    # Anchor 1 scores (p1, p2, n1, n2) = (1, 0, 0.6, 0.8); anchor 2 = (0, 1, 0.8, 0.6); / 0.5.
+    row = lambda target, others: -target / 0.5 + math.log(sum(math.exp(s / 0.5) for s in [target, *others]))
+    expected_infonce = (row(1.0, [0.0, 0.6, 0.8]) + row(1.0, [0.0, 0.8, 0.6])) / 2
+    assert terms["infonce"].item() == pytest.approx(expected_infonce, rel=1e-6)
+    # Triplet: max(0, 0.6 - 1 + 0.2) = 0 for anchor 1 and max(0, 0.6 - 1 + 0.2) = 0 for anchor 2...
+    assert terms["triplet"].item() == pytest.approx(0.0)
+    # ...but with margin 0.5 both are active: (0.6 - 1 + 0.5) = 0.1 each.
+    loss.triplet_margin = 0.5
+    triplet = loss.contrastive([anchors, positives, negatives])["triplet"]
+    assert triplet.item() == pytest.approx(0.1, rel=1e-6)
+    triplet.backward()
+    # d/da_i of mean_i(a_i.n_i - a_i.p_i) = (n_i - p_i) / 2
+    torch.testing.assert_close(anchors.grad, (negatives - positives) / 2)
+
+
+def test_infonce_gradient_matches_finite_differences(model):
+    loss = SearchR3Loss(model, kl_weight=0)
+    embeddings = [F.normalize(torch.randn(3, 5, dtype=torch.float64), dim=-1).requires_grad_() for _ in range(3)]
+    assert torch.autograd.gradcheck(lambda *e: loss.contrastive(list(e))["infonce"], embeddings)
+
+
+def test_lm_term_is_the_mean_cross_entropy_of_the_answer(model, texts):
+    features = batch(model, texts)
+    loss = only(model, "lm")
+    value = loss(features, None)
+    llm = model[0].auto_model
+    per_sequence = []
+    with torch.no_grad():
+        for column in features:
+            logits = llm(input_ids=column["input_ids"], attention_mask=column["attention_mask"],
+                         position_ids=(column["attention_mask"].cumsum(-1) - 1).clamp(min=0)).logits
+            for row in range(len(column["input_ids"])):
+                mask = column["answer_mask"][row, 1:].bool()
+                targets = column["input_ids"][row, 1:][mask]
+                per_sequence.append(F.cross_entropy(logits[row, :-1][mask], targets).item())
+    assert value.item() == pytest.approx(sum(per_sequence) / len(per_sequence), rel=1e-4)
+
+
+def test_kl_is_zero_against_itself_and_positive_after_an_update(model, texts):
+    features = batch(model, texts)
+    loss = only(model, "kl")
+    assert loss(features, None).item() == pytest.approx(0.0, abs=1e-6)
+    with torch.no_grad():
+        for parameter in model[0].auto_model.model.layers[0].mlp.parameters():
+            parameter.add_(0.05 * torch.randn_like(parameter))
+    value = loss(features, None)
+    assert value.item() > 1e-4
+    value.backward()
+    assert model[0].auto_model.model.layers[0].mlp.up_proj.weight.grad.abs().sum() > 0
+
+
+def test_kl_uses_disabled_adapters_as_the_base(model, texts):
+    from peft import LoraConfig, get_peft_model
+
+    module = model[0]
+    module.auto_model = get_peft_model(module.auto_model, LoraConfig(r=4, target_modules=["q_proj", "v_proj"]))
+    loss = only(model, "kl")
+    assert loss.reference is None, "no frozen copy when adapters can be switched off"
+    features = batch(model, texts)
+    assert loss(features, None).item() == pytest.approx(0.0, abs=1e-6)  # LoRA B starts at zero
+    with torch.no_grad():
+        for name, parameter in module.auto_model.named_parameters():
+            if "lora_B" in name:
+                parameter.add_(0.1)
+    assert loss(features, None).item() > 1e-4
+
+
+def test_zero_weight_terms_cost_nothing(model, texts, monkeypatch):
+    loss = SearchR3Loss(model, lm_weight=0, kl_weight=0)
+    assert loss.reference is None
+    calls = []
+    head = model[0].auto_model.get_output_embeddings()
+    monkeypatch.setattr(head, "forward", lambda *a, **k: calls.append(1))
+    loss(batch(model, texts), None)
+    assert calls == []
+
+
+def test_gradient_cache_gives_the_same_loss_and_gradients(model, texts):
+    features = batch(model, texts)
+    parameters = [p for p in model.parameters() if p.requires_grad]
+
+    def gradients(loss):
+        model.zero_grad()
+        value = loss(features, None)
+        value.backward()
+        return value.item(), [p.grad.clone() for p in parameters]
+
+    plain_value, plain = gradients(SearchR3Loss(model, lm_weight=0.3, kl_weight=0))
+    cached_value, cached = gradients(SearchR3Loss(model, lm_weight=0.3, kl_weight=0, mini_batch_size=2))
+    assert cached_value == pytest.approx(plain_value, rel=1e-5)
+    for a, b in zip(plain, cached):
+        torch.testing.assert_close(a, b, rtol=1e-4, atol=1e-6)
+
+
+def test_loss_needs_an_anchor_and_a_positive(model, texts):
+    with pytest.raises(ValueError, match="columns"):
+        SearchR3Loss(model)(batch(model, texts)[:1], None)
