@@ -130,7 +130,7 @@ def test_gradient_cache_gives_the_same_loss_and_gradients(model, texts):
     cached_value, cached = gradients(SearchR3Loss(model, lm_weight=0.3, kl_weight=0, mini_batch_size=2))
     assert cached_value == pytest.approx(plain_value, rel=1e-5)
     for a, b in zip(plain, cached):
-        torch.testing.assert_close(a, b, rtol=1e-4, atol=1e-6)
+        torch.testing.assert_close(a, b, rtol=1e-4, atol=1e-5)  # float32 sums in another order
 
 
 def test_loss_needs_an_anchor_and_a_positive(model, texts):

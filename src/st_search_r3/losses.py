@@ -144,7 +144,7 @@ class SearchR3Loss(nn.Module):
         for name in ("lm", "kl"):
             if any(name in sums for _, sums in encoded):
                 terms[name] = sum(sums[name] for _, sums in encoded) / num_sequences
-        self.last_terms = {name: float(value) for name, value in terms.items()}
+        self.last_terms = {name: float(value.detach()) for name, value in terms.items()}
         return self.combine(terms)
 
     def _forward_cached(self, sentence_features: list[dict[str, Tensor]]) -> Tensor:
@@ -168,7 +168,7 @@ class SearchR3Loss(nn.Module):
             self.combine(terms).backward()
         num_sequences = sum(len(column) for column in embeddings)
         terms.update({name: torch.tensor(value / num_sequences) for name, value in aux.items()})
-        self.last_terms = {name: float(value) for name, value in terms.items()}
+        self.last_terms = {name: float(value.detach()) for name, value in terms.items()}
         loss = self.combine(terms).detach().requires_grad_()
         loss.register_hook(
             partial(

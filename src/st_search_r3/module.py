@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import json
 import os
 from collections.abc import Sequence
+from pathlib import Path
 from typing import Any
 
 try:
@@ -112,12 +114,20 @@ class SearchR3(InputModule):
         self.precision = precision
 
         path = resolve_base_model(model_name_or_path)
+        adapter = Path(path) / "adapter_config.json"
+        # A folder saved while training with LoRA holds the adapter only; the base is built (and its
+        # vocabulary grown by the embed token) before the adapter goes on top.
+        base = resolve_base_model(json.loads(adapter.read_text())["base_model_name_or_path"]) if adapter.is_file() else path
         self.tokenizer = AutoTokenizer.from_pretrained(path, **(processor_kwargs or {}))
-        self.auto_model = AutoModelForCausalLM.from_pretrained(path, **(model_kwargs or {}))
+        self.auto_model = AutoModelForCausalLM.from_pretrained(base, **(model_kwargs or {}))
         if self.tokenizer.pad_token_id is None:
             self.tokenizer.pad_token = self.tokenizer.eos_token
         self.tokenizer.padding_side = "left"
         self.embed_token_id = add_embed_token(self.tokenizer, self.auto_model)
+        if adapter.is_file():
+            from peft import PeftModel
+
+            self.auto_model = PeftModel.from_pretrained(self.auto_model, path)
         if precision == "bfloat16":
             self.auto_model.to(torch.bfloat16)
         self.prompts = PromptBuilder(self.tokenizer, max_seq_length)
@@ -316,6 +326,7 @@ class SearchR3(InputModule):
     # ---------------------------------------------------------------------------------- save / load
 
     def save(self, output_path: str, *args, safe_serialization: bool = True, **kwargs) -> None:
+        """Saves the LLM (only its adapter when it is a PEFT model), the tokenizer and the settings."""
         self.auto_model.save_pretrained(output_path, safe_serialization=safe_serialization)
         self.save_tokenizer(output_path)
         self.save_config(output_path)

@@ -1,0 +1,165 @@
+"""Stage 1, supervised: the pieces ``train/sft.py`` puts together (config, model, data, evaluator, callbacks)."""
+
+from __future__ import annotations
+
+import json
+import logging
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from datasets import concatenate_datasets, load_from_disk
+from sentence_transformers import SentenceTransformer
+from sentence_transformers.sentence_transformer.evaluation import InformationRetrievalEvaluator
+from transformers import TrainerCallback
+
+from st_search_r3.base_model import DEFAULT_BASE_MODEL
+from st_search_r3.data.build import data_dir
+from st_search_r3.data.retrieval_split import RetrievalSplit
+from st_search_r3.module import SearchR3
+
+logger = logging.getLogger(__name__)
+
+
+@dataclass
+class SearchR3SFTConfig:
+    """What to train and with which loss; the trainer's own knobs are ``SentenceTransformerTrainingArguments``."""
+
+    base_model: str = field(default=DEFAULT_BASE_MODEL, metadata={"help": "causal LM: the packaged default, a path or a hub id"})
+    data_dir: str | None = field(default=None, metadata={"help": "built data (default: $ST_SEARCH_R3_DATA)"})
+    sources: list[str] = field(default_factory=lambda: ["wordnet", "debian", "pycode"], metadata={"help": "training sets to mix"})
+    max_train_pairs: int = field(default=12_000, metadata={"help": "triplets drawn from the mixed training sets"})
+    max_seq_length: int = field(default=256, metadata={"help": "longest prompt in tokens while training"})
+    max_reasoning_tokens: int = field(default=128, metadata={"help": "reasoning budget of the trained model"})
+    lora_r: int = field(default=16, metadata={"help": "LoRA rank (all linear layers)"})
+    lora_alpha: int = field(default=32, metadata={"help": "LoRA alpha"})
+    lora_dropout: float = field(default=0.05, metadata={"help": "LoRA dropout"})
+    temperature: float = field(default=0.05, metadata={"help": "InfoNCE temperature"})
+    triplet_margin: float = field(default=0.1, metadata={"help": "triplet margin (cosine)"})
+    infonce_weight: float = field(default=1.0, metadata={"help": "weight of InfoNCE"})
+    triplet_weight: float = field(default=1.0, metadata={"help": "weight of the triplet term"})
+    lm_weight: float = field(default=0.1, metadata={"help": "weight of the answer-format LM cross-entropy"})
+    kl_weight: float = field(default=0.1, metadata={"help": "weight of KL(base || model) on the answers"})
+    mini_batch_size: int | None = field(default=None, metadata={"help": "gradient-cache mini-batch (None: off)"})
+    eval_task: str = field(default="wordnet", metadata={"help": "dev split evaluated during training"})
+    eval_queries: int = field(default=200, metadata={"help": "dev queries evaluated (all of its corpus)"})
+    eval_reasoning: bool = field(default=False, metadata={"help": "reason for dev queries (slow on CPU)"})
+    checkpoint_minutes: float = field(default=5.0, metadata={"help": "save a checkpoint at least this often"})
+    resume: bool = field(default=False, metadata={"help": "continue from the last checkpoint in output_dir"})
+
+    def root(self) -> Path:
+        return Path(self.data_dir) if self.data_dir else data_dir()
+
+
+def build_model(config: SearchR3SFTConfig) -> SentenceTransformer:
+    """SearchR3 on the base LLM, with LoRA on every linear layer and the embed-token row trainable."""
+    from peft import LoraConfig, get_peft_model
+
+    module = SearchR3(config.base_model, max_reasoning_tokens=config.max_reasoning_tokens, max_seq_length=config.max_seq_length)
+    lora = LoraConfig(
+        r=config.lora_r,
+        lora_alpha=config.lora_alpha,
+        lora_dropout=config.lora_dropout,
+        target_modules="all-linear",
+        trainable_token_indices={"embed_tokens": [module.embed_token_id]},
+    )
+    module.auto_model = get_peft_model(module.auto_model, lora)
+    # Recorded in the adapter's config: the name, not this machine's cache path, finds the base again.
+    module.auto_model.peft_config["default"].base_model_name_or_path = config.base_model
+    return SentenceTransformer(modules=[module], similarity_fn_name="cosine")
+
+
+def load_training_set(config: SearchR3SFTConfig, seed: int = 0):
+    """``(anchor, positive, negative)`` triplets mixed from the sources, shuffled, capped."""
+    parts = []
+    for source in config.sources:
+        folder = config.root() / source / "train_triplets"
+        if not folder.is_dir():
+            raise FileNotFoundError(f"{folder} is missing: run `python -m st_search_r3.data.build` first")
+        parts.append(load_from_disk(str(folder)).select_columns(["anchor", "positive", "negative"]))
+    mixed = concatenate_datasets(parts).shuffle(seed=seed)
+    return mixed.select(range(min(config.max_train_pairs, len(mixed))))
+
+
+def data_fingerprint(config: SearchR3SFTConfig) -> dict[str, str]:
+    """The sha256 of every training file, from the build manifests, for the run record."""
+    fingerprint = {}
+    for source in config.sources:
+        manifest = json.loads((config.root() / source / "manifest.json").read_text())
+        fingerprint.update({f"{source}/{name}": digest for name, digest in manifest["files"].items() if name.startswith("train")})
+    return fingerprint
+
+
+class DevRetrievalEvaluator(InformationRetrievalEvaluator):
+    """nDCG@10 on a dev split, with the query reasoning switched on or off for the evaluation only."""
+
+    def __init__(self, split: RetrievalSplit, name: str, reasoning: bool) -> None:
+        relevant = {q: set(docs) for q, docs in split.qrels.items()}
+        super().__init__(split.queries, split.corpus, relevant, name=name, ndcg_at_k=[10], accuracy_at_k=[1, 10],
+                         precision_recall_at_k=[10], map_at_k=[10], mrr_at_k=[10], batch_size=16)
+        self.reasoning = reasoning
+
+    def __call__(self, model, *args, **kwargs):
+        previous = model[0].reasoning
+        model[0].reasoning = self.reasoning
+        try:
+            return super().__call__(model, *args, **kwargs)
+        finally:
+            model[0].reasoning = previous
+
+
+def dev_evaluator(config: SearchR3SFTConfig) -> DevRetrievalEvaluator:
+    split = RetrievalSplit.load(config.root() / config.eval_task / "dev")
+    split = split.sample(config.eval_queries, len(split.corpus), seed=0)
+    return DevRetrievalEvaluator(split, name=f"{config.eval_task}-dev", reasoning=config.eval_reasoning)
+
+
+class CheckpointEveryMinutes(TrainerCallback):
+    """Asks the trainer to save whenever ``minutes`` have passed since the last save."""
+
+    def __init__(self, minutes: float) -> None:
+        self.seconds = 60 * minutes
+        self.last = time.monotonic()
+
+    def on_step_end(self, args, state, control, **kwargs):
+        if time.monotonic() - self.last >= self.seconds:
+            control.should_save = True
+        return control
+
+    def on_save(self, args, state, control, **kwargs):
+        self.last = time.monotonic()
+        return control
+
+
+class CurvesCallback(TrainerCallback):
+    """Writes every logged value to ``curves.jsonl`` and redraws ``curves.png`` (loss, dev nDCG@10)."""
+
+    def __init__(self, output_dir: str) -> None:
+        self.folder = Path(output_dir)
+
+    def on_log(self, args, state, control, logs=None, **kwargs):
+        self.folder.mkdir(parents=True, exist_ok=True)
+        with open(self.folder / "curves.jsonl", "a") as handle:
+            handle.write(json.dumps({"step": state.global_step, **(logs or {})}) + "\n")
+        plot_curves(self.folder / "curves.jsonl", self.folder / "curves.png")
+
+
+def plot_curves(log_path: Path, png_path: Path) -> None:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    rows = [json.loads(line) for line in open(log_path)]
+    losses = [(r["step"], r["loss"]) for r in rows if "loss" in r]
+    ndcg = [(r["step"], v) for r in rows for k, v in r.items() if k.endswith("ndcg@10")]
+    figure, (left, right) = plt.subplots(1, 2, figsize=(10, 3.6))
+    if losses:
+        left.plot(*zip(*losses))
+    left.set(title="training loss", xlabel="step")
+    if ndcg:
+        right.plot(*zip(*ndcg), marker="o")
+    right.set(title="dev nDCG@10", xlabel="step")
+    figure.tight_layout()
+    figure.savefig(png_path, dpi=110)
+    plt.close(figure)

@@ -1,0 +1,56 @@
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+from sentence_transformers import SentenceTransformer
+
+from st_search_r3.data import wordnet
+from st_search_r3.data.mining import mine_hard_negatives
+from tests.test_data import BagOfWords
+
+ROOT = Path(__file__).parent.parent
+FIXTURES = Path(__file__).parent / "fixtures"
+
+
+@pytest.fixture
+def tiny_data(tmp_path) -> Path:
+    """WordNet fixture splits and mined triplets, laid out as `st_search_r3.data.build` writes them."""
+    splits = wordnet.build(FIXTURES / "wordnet", seed=0, dev_fraction=0.2, test_fraction=0.2)
+    root = tmp_path / "data"
+    for name, split in splits.items():
+        split.save(root / "wordnet" / name)
+    guide = BagOfWords(list(splits["train"].corpus.values()) + list(splits["train"].queries.values()))
+    mine_hard_negatives(splits["train"], guide, show_progress_bar=False).save_to_disk(str(root / "wordnet" / "train_triplets"))
+    (root / "wordnet" / "manifest.json").write_text(json.dumps({"files": {"train/qrels.jsonl": "x"}}))
+    return root
+
+
+def run_sft(tiny_llm, data, output, *extra):
+    command = [sys.executable, str(ROOT / "train/sft.py"), "--config", str(ROOT / "train/configs/sft_smoke.yaml"),
+               "--base_model", tiny_llm, "--data_dir", str(data), "--output_dir", str(output), *extra]
+    return subprocess.run(command, capture_output=True, text=True, cwd=ROOT)
+
+
+def test_smoke_config_trains_two_steps_and_saves_a_loadable_model(tiny_llm, tiny_data, tmp_path):
+    result = run_sft(tiny_llm, tiny_data, tmp_path / "run")
+    assert result.returncode == 0, result.stderr[-3000:]
+    final = tmp_path / "run" / "final"
+    assert (final / "adapter_model.safetensors").is_file() and not (final / "model.safetensors").exists()
+    record = json.loads((final / "training_record.json").read_text())
+    assert record["steps"] == 2 and record["pairs"] == 8 and record["pairs_per_second"] > 0
+    assert (tmp_path / "run" / "curves.png").is_file()
+    assert any("eval_wordnet-dev_cosine_ndcg@10" in row for row in record["log_history"])
+
+    model = SentenceTransformer(str(final), trust_remote_code=True)
+    embeddings = model.encode_document(["a wild cat", "a sponge"])
+    assert embeddings.shape == (2, 64) and np.isfinite(embeddings).all()
+
+    resumed = run_sft(tiny_llm, tiny_data, tmp_path / "run", "--resume", "true", "--max_steps", "3")
+    assert resumed.returncode == 0, resumed.stderr[-3000:]
+    assert "checkpoint-2" in resumed.stderr, "resumed from the last checkpoint, not from scratch"
+    assert json.loads((final / "training_record.json").read_text())["steps"] == 3

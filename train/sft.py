@@ -1,0 +1,70 @@
+"""Stage 1: teach <|embed_token|> to carry a good embedding (LoRA + embed-token row).
+
+    python train/sft.py --config train/configs/sft.yaml [--any_field value ...] [--resume true]
+"""
+
+import json
+import logging
+import time
+
+from sentence_transformers import SentenceTransformerTrainer, SentenceTransformerTrainingArguments
+from transformers.trainer_utils import get_last_checkpoint
+from trl import TrlParser
+
+from st_search_r3.losses import SearchR3Loss
+from st_search_r3.sft import (
+    CheckpointEveryMinutes,
+    CurvesCallback,
+    SearchR3SFTConfig,
+    build_model,
+    data_fingerprint,
+    dev_evaluator,
+    load_training_set,
+)
+
+
+def main() -> None:
+    config, args = TrlParser((SearchR3SFTConfig, SentenceTransformerTrainingArguments)).parse_args_and_config()
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s: %(message)s", datefmt="%H:%M:%S")
+    model = build_model(config)
+    train_dataset = load_training_set(config, seed=args.seed)
+    loss = SearchR3Loss(
+        model,
+        temperature=config.temperature,
+        triplet_margin=config.triplet_margin,
+        infonce_weight=config.infonce_weight,
+        triplet_weight=config.triplet_weight,
+        lm_weight=config.lm_weight,
+        kl_weight=config.kl_weight,
+        mini_batch_size=config.mini_batch_size,
+    )
+    args.router_mapping = {"anchor": "query", "positive": "document", "negative": "document"}
+    trainer = SentenceTransformerTrainer(
+        model=model,
+        args=args,
+        train_dataset=train_dataset,
+        loss=loss,
+        evaluator=dev_evaluator(config),
+        callbacks=[CheckpointEveryMinutes(config.checkpoint_minutes), CurvesCallback(args.output_dir)],
+    )
+    start = time.perf_counter()
+    trainer.train(resume_from_checkpoint=get_last_checkpoint(args.output_dir) if config.resume else None)
+    seconds = time.perf_counter() - start
+    model.save(f"{args.output_dir}/final")
+    pairs = trainer.state.global_step * args.per_device_train_batch_size * args.gradient_accumulation_steps
+    record = {
+        "config": vars(config),
+        "training_arguments": args.to_dict(),
+        "data_sha256": data_fingerprint(config),
+        "steps": trainer.state.global_step,
+        "pairs": pairs,
+        "train_seconds": seconds,
+        "pairs_per_second": pairs / seconds,
+        "log_history": trainer.state.log_history,
+    }
+    with open(f"{args.output_dir}/final/training_record.json", "w") as handle:
+        json.dump(record, handle, indent=2, default=str)
+
+
+if __name__ == "__main__":
+    main()
