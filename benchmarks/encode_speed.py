@@ -21,7 +21,6 @@ from pathlib import Path
 
 import torch
 from sentence_transformers import SentenceTransformer
-from transformers import GenerationConfig
 
 from st_search_r3 import SearchR3
 from st_search_r3.embedding import last_token_embedding, left_pad, reasoning_lengths
@@ -41,13 +40,7 @@ def prompt_features(module: SearchR3, queries: list[str]) -> dict[str, torch.Ten
 
 def raw_generate(module: SearchR3, queries: list[str], batch_size: int) -> tuple[float, int]:
     """Seconds and generated tokens for plain batched greedy ``generate`` on the reasoning prompts."""
-    stop_ids = sorted({module.tokenizer.eos_token_id, module.tokenizer.pad_token_id, module.embed_token_id})
-    config = GenerationConfig(
-        max_new_tokens=module.max_reasoning_tokens,
-        do_sample=False,
-        eos_token_id=stop_ids,
-        pad_token_id=module.tokenizer.pad_token_id,
-    )
+    stop_ids, config = module.stop_token_ids(), module.reasoning_generation_config()
     seconds, tokens = 0.0, 0
     for start in range(0, len(queries), batch_size):
         features = prompt_features(module, queries[start : start + batch_size])
@@ -60,13 +53,7 @@ def raw_generate(module: SearchR3, queries: list[str], batch_size: int) -> tuple
 
 def naive_generate_then_encode(module: SearchR3, queries: list[str]) -> float:
     """Seconds for one-query-at-a-time generation followed by a second full forward pass."""
-    stop_ids = sorted({module.tokenizer.eos_token_id, module.tokenizer.pad_token_id, module.embed_token_id})
-    config = GenerationConfig(
-        max_new_tokens=module.max_reasoning_tokens,
-        do_sample=False,
-        eos_token_id=stop_ids,
-        pad_token_id=module.tokenizer.pad_token_id,
-    )
+    stop_ids, config = module.stop_token_ids(), module.reasoning_generation_config()
     start = time.perf_counter()
     for query in queries:
         features = prompt_features(module, [query])

@@ -35,15 +35,19 @@ def decoder(model: torch.nn.Module) -> torch.nn.Module:
     return model.get_decoder() if hasattr(model, "get_decoder") else model.base_model
 
 
-def last_token_embedding(model: torch.nn.Module, input_ids: torch.Tensor, attention_mask: torch.Tensor) -> torch.Tensor:
-    """Final hidden state at the last position of left-padded rows. Skips the LM head."""
-    output = decoder(model)(
+def final_hidden_states(model: torch.nn.Module, input_ids: torch.Tensor, attention_mask: torch.Tensor) -> torch.Tensor:
+    """Last-layer hidden states (after the final norm) at every position of left-padded rows."""
+    return decoder(model)(
         input_ids=input_ids,
         attention_mask=attention_mask,
         position_ids=position_ids_from_mask(attention_mask),
         use_cache=False,
-    )
-    return output.last_hidden_state[:, -1]
+    ).last_hidden_state
+
+
+def last_token_embedding(model: torch.nn.Module, input_ids: torch.Tensor, attention_mask: torch.Tensor) -> torch.Tensor:
+    """Final hidden state at the last position of left-padded rows. Skips the LM head."""
+    return final_hidden_states(model, input_ids, attention_mask)[:, -1]
 
 
 def reasoning_lengths(generated: torch.Tensor, stop_ids: list[int]) -> torch.Tensor:

@@ -12,7 +12,7 @@ import torch.nn.functional as F
 from sentence_transformers.base.losses.gradcache import RandContext
 from torch import Tensor, nn
 
-from st_search_r3.embedding import decoder, position_ids_from_mask
+from st_search_r3.embedding import final_hidden_states
 
 
 class SearchR3Loss(nn.Module):
@@ -88,12 +88,7 @@ class SearchR3Loss(nn.Module):
     def encode(self, features: dict[str, Tensor]) -> tuple[Tensor, dict[str, Tensor]]:
         """Normalised embeddings of one column and, when weighted, its summed per-sequence LM / KL terms."""
         llm = self.model[0].auto_model
-        hidden = decoder(llm)(
-            input_ids=features["input_ids"],
-            attention_mask=features["attention_mask"],
-            position_ids=position_ids_from_mask(features["attention_mask"]),
-            use_cache=False,
-        ).last_hidden_state
+        hidden = final_hidden_states(llm, features["input_ids"], features["attention_mask"])
         embeddings = F.normalize(hidden[:, -1].float(), dim=-1)
         sums = {}
         if self.lm_weight or self.kl_weight:
@@ -118,12 +113,7 @@ class SearchR3Loss(nn.Module):
         llm = self.model[0].auto_model
         base = self.reference if self.reference is not None else llm
         with nullcontext() if self.reference is not None else llm.disable_adapter():
-            hidden = decoder(base)(
-                input_ids=features["input_ids"],
-                attention_mask=features["attention_mask"],
-                position_ids=position_ids_from_mask(features["attention_mask"]),
-                use_cache=False,
-            ).last_hidden_state
+            hidden = final_hidden_states(base, features["input_ids"], features["attention_mask"])
             return base.get_output_embeddings()(hidden[:, :-1][targets_mask]).float()
 
     def combine(self, terms: dict[str, Tensor]) -> Tensor:

@@ -50,7 +50,7 @@ class SearchR3(InputModule):
 
     The reasoning behind each query vector is kept per query and returned by :meth:`reasoning_of`;
     re-encoding a query whose reasoning is known skips generation. That memory is dropped as soon as
-    any weight of the LLM changes in place (training) or the settings change.
+    any weight of the LLM changes in place (training); it is keyed by the prompt and the budget.
 
     Args:
         model_name_or_path: The causal LM: ``"SmolLM2-135M-Instruct"`` (the packaged default), a local
@@ -64,9 +64,10 @@ class SearchR3(InputModule):
         embedding_prompt: System prompt of documents, and of queries when reasoning is off.
         answer_prefix: Assistant text before ``<|embed_token|>`` when embedding without reasoning.
         normalize: L2-normalise the embeddings.
-        precision: ``"float32"``, or ``"bfloat16"`` to hold the LLM's weights in bf16 for inference (about
-            2x faster on CPUs with bf16 support; vectors agree with float32 to a cosine of ~0.9997). For
-            training keep float32 weights and let the trainer autocast.
+        precision: ``"float32"`` (default: batched and one-by-one vectors agree to a cosine > 0.9999), or
+            ``"bfloat16"`` to hold the LLM's weights in bf16 for inference: about 2x faster on CPUs with
+            bf16 support, but rounding then depends on the batch, and greedy reasoning can change with
+            batch composition. For training keep float32 weights and let the trainer autocast.
         model_kwargs: Passed to ``AutoModelForCausalLM.from_pretrained`` (e.g. ``{"dtype": torch.bfloat16}``).
         processor_kwargs: Passed to ``AutoTokenizer.from_pretrained``.
     """
@@ -235,6 +236,20 @@ class SearchR3(InputModule):
         features["sentence_embedding"] = F.normalize(embeddings, dim=-1) if self.normalize else embeddings
         return features
 
+    def stop_token_ids(self) -> list[int]:
+        """Tokens that end the reasoning: ``<|embed_token|>``, EOS and padding."""
+        return sorted({self.tokenizer.eos_token_id, self.tokenizer.pad_token_id, self.embed_token_id})
+
+    def reasoning_generation_config(self, **overrides) -> GenerationConfig:
+        """Greedy decoding within ``max_reasoning_tokens``, stopping at :meth:`stop_token_ids`."""
+        return GenerationConfig(
+            max_new_tokens=self.max_reasoning_tokens,
+            do_sample=False,
+            eos_token_id=self.stop_token_ids(),
+            pad_token_id=self.tokenizer.pad_token_id,
+            **overrides,
+        )
+
     def _embed_queries(self, input_ids: torch.Tensor, attention_mask: torch.Tensor) -> torch.Tensor:
         """One forward pass for queries whose reasoning is known; reasoning first for the others."""
         known = input_ids[:, -1] == self.embed_token_id
@@ -247,17 +262,11 @@ class SearchR3(InputModule):
 
     def _reason_and_embed(self, input_ids: torch.Tensor, attention_mask: torch.Tensor) -> torch.Tensor:
         """Greedy reasoning, then the embed token's hidden state from the generation's KV cache."""
-        stop_ids = sorted({self.tokenizer.eos_token_id, self.tokenizer.pad_token_id, self.embed_token_id})
-        generation_config = GenerationConfig(
-            max_new_tokens=self.max_reasoning_tokens,
-            do_sample=False,
-            eos_token_id=stop_ids,
-            pad_token_id=self.tokenizer.pad_token_id,
-            return_dict_in_generate=True,
-            use_cache=True,
-        )
+        stop_ids = self.stop_token_ids()
         output = self.auto_model.generate(
-            input_ids=input_ids, attention_mask=attention_mask, generation_config=generation_config
+            input_ids=input_ids,
+            attention_mask=attention_mask,
+            generation_config=self.reasoning_generation_config(return_dict_in_generate=True, use_cache=True),
         )
         generated = output.sequences[:, input_ids.shape[1] :]
         lengths = reasoning_lengths(generated, stop_ids)

@@ -39,7 +39,7 @@ SOURCES = {
         "license": "Python Software Foundation License",
     },
 }
-EVAL_SIZES = {"dev": (300, 3000), "test": (500, 5000)}  # (queries, documents) at most
+EVAL_SIZES = {"dev": (200, 2000), "test": (300, 3000)}  # (queries, documents): sized for 2 CPU cores
 TRAIN_QUERIES, TRAIN_DOCUMENTS = 10_000, 20_000
 
 
