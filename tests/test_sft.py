@@ -42,7 +42,7 @@ def test_smoke_config_trains_two_steps_and_saves_a_loadable_model(tiny_llm, tiny
     final = tmp_path / "run" / "final"
     assert (final / "adapter_model.safetensors").is_file() and not (final / "model.safetensors").exists()
     record = json.loads((final / "training_record.json").read_text())
-    assert record["steps"] == 2 and record["pairs"] == 8 and record["pairs_per_second"] > 0
+    assert record["steps"] == 2 and record["pairs_this_run"] == 8 and record["pairs_per_second"] > 0
     assert (tmp_path / "run" / "curves.png").is_file()
     assert any("eval_wordnet-dev_cosine_ndcg@10" in row for row in record["log_history"])
 
@@ -53,4 +53,17 @@ def test_smoke_config_trains_two_steps_and_saves_a_loadable_model(tiny_llm, tiny
     resumed = run_sft(tiny_llm, tiny_data, tmp_path / "run", "--resume", "true", "--max_steps", "3")
     assert resumed.returncode == 0, resumed.stderr[-3000:]
     assert "checkpoint-2" in resumed.stderr, "resumed from the last checkpoint, not from scratch"
-    assert json.loads((final / "training_record.json").read_text())["steps"] == 3
+    resumed_record = json.loads((final / "training_record.json").read_text())
+    assert resumed_record["steps"] == 3 and resumed_record["pairs_this_run"] == 4
+
+
+def test_resume_skips_a_checkpoint_cut_short(tmp_path):
+    from st_search_r3.sft import last_complete_checkpoint
+
+    for step, complete in [(5, True), (10, True), (15, False)]:
+        folder = tmp_path / f"checkpoint-{step}"
+        folder.mkdir()
+        if complete:
+            (folder / "trainer_state.json").write_text("{}")
+    assert last_complete_checkpoint(str(tmp_path)) == str(tmp_path / "checkpoint-10")
+    assert last_complete_checkpoint(str(tmp_path / "nothing")) is None

@@ -8,7 +8,6 @@ import logging
 import time
 
 from sentence_transformers import SentenceTransformerTrainer, SentenceTransformerTrainingArguments
-from transformers.trainer_utils import get_last_checkpoint
 from trl import TrlParser
 
 from st_search_r3.losses import SearchR3Loss
@@ -19,7 +18,9 @@ from st_search_r3.sft import (
     build_model,
     data_fingerprint,
     dev_evaluator,
+    last_complete_checkpoint,
     load_training_set,
+    save_atomically,
 )
 
 
@@ -47,23 +48,24 @@ def main() -> None:
         evaluator=dev_evaluator(config),
         callbacks=[CheckpointEveryMinutes(config.checkpoint_minutes), CurvesCallback(args.output_dir)],
     )
+    checkpoint = last_complete_checkpoint(args.output_dir) if config.resume else None
+    first_step = int(checkpoint.rsplit("-", 1)[1]) if checkpoint else 0
     start = time.perf_counter()
-    trainer.train(resume_from_checkpoint=get_last_checkpoint(args.output_dir) if config.resume else None)
+    trainer.train(resume_from_checkpoint=checkpoint)
     seconds = time.perf_counter() - start
-    model.save(f"{args.output_dir}/final")
-    pairs = trainer.state.global_step * args.per_device_train_batch_size * args.gradient_accumulation_steps
+    steps = trainer.state.global_step - first_step
+    pairs = steps * args.per_device_train_batch_size * args.gradient_accumulation_steps
     record = {
         "config": vars(config),
         "training_arguments": args.to_dict(),
         "data_sha256": data_fingerprint(config),
         "steps": trainer.state.global_step,
-        "pairs": pairs,
-        "train_seconds": seconds,
+        "pairs_this_run": pairs,
+        "train_seconds_this_run": seconds,
         "pairs_per_second": pairs / seconds,
         "log_history": trainer.state.log_history,
     }
-    with open(f"{args.output_dir}/final/training_record.json", "w") as handle:
-        json.dump(record, handle, indent=2, default=str)
+    save_atomically(model, f"{args.output_dir}/final", {"training_record.json": json.dumps(record, indent=2, default=str)})
 
 
 if __name__ == "__main__":

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import logging
+import shutil
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -88,6 +89,26 @@ def data_fingerprint(config: SearchR3SFTConfig) -> dict[str, str]:
         manifest = json.loads((config.root() / source / "manifest.json").read_text())
         fingerprint.update({f"{source}/{name}": digest for name, digest in manifest["files"].items() if name.startswith("train")})
     return fingerprint
+
+
+def last_complete_checkpoint(output_dir: str) -> str | None:
+    """The newest ``checkpoint-N`` that was fully written: the trainer writes ``trainer_state.json`` last,
+    so a checkpoint cut short by a crash is skipped instead of breaking the resume."""
+    checkpoints = sorted(Path(output_dir).glob("checkpoint-*"), key=lambda p: int(p.name.split("-")[1]), reverse=True)
+    return next((str(c) for c in checkpoints if (c / "trainer_state.json").is_file()), None)
+
+
+def save_atomically(model: SentenceTransformer, folder: str | Path, extra_files: dict[str, str] | None = None) -> None:
+    """Saves the model (and ``extra_files``: name to text) into ``<folder>.tmp``, then renames it into
+    place: ``folder`` is either complete or absent."""
+    folder = Path(folder)
+    staging = folder.with_name(folder.name + ".tmp")
+    shutil.rmtree(staging, ignore_errors=True)
+    model.save(str(staging))
+    for name, text in (extra_files or {}).items():
+        (staging / name).write_text(text)
+    shutil.rmtree(folder, ignore_errors=True)
+    staging.rename(folder)
 
 
 class DevRetrievalEvaluator(InformationRetrievalEvaluator):
