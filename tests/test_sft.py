@@ -25,14 +25,27 @@ def tiny_data(tmp_path) -> Path:
     for name, split in splits.items():
         split.save(root / "wordnet" / name)
     guide = BagOfWords(list(splits["train"].corpus.values()) + list(splits["train"].queries.values()))
-    mine_hard_negatives(splits["train"], guide, show_progress_bar=False).save_to_disk(str(root / "wordnet" / "train_triplets"))
+    mine_hard_negatives(splits["train"], guide, show_progress_bar=False).save_to_disk(
+        str(root / "wordnet" / "train_triplets")
+    )
     (root / "wordnet" / "manifest.json").write_text(json.dumps({"files": {"train/qrels.jsonl": "x"}}))
     return root
 
 
 def run_sft(tiny_llm, data, output, *extra):
-    command = [sys.executable, str(ROOT / "train/sft.py"), "--config", str(ROOT / "train/configs/sft_smoke.yaml"),
-               "--base_model", tiny_llm, "--data_dir", str(data), "--output_dir", str(output), *extra]
+    command = [
+        sys.executable,
+        str(ROOT / "train/sft.py"),
+        "--config",
+        str(ROOT / "train/configs/sft_smoke.yaml"),
+        "--base_model",
+        tiny_llm,
+        "--data_dir",
+        str(data),
+        "--output_dir",
+        str(output),
+        *extra,
+    ]
     return subprocess.run(command, capture_output=True, text=True, cwd=ROOT)
 
 

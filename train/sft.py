@@ -1,6 +1,6 @@
 """Stage 1: teach <|embed_token|> to carry a good embedding (LoRA + embed-token row).
 
-    python train/sft.py --config train/configs/sft.yaml [--any_field value ...] [--resume true]
+python train/sft.py --config train/configs/sft.yaml [--any_field value ...] [--resume true]
 """
 
 import json
@@ -65,7 +65,9 @@ def main() -> None:
         "pairs_per_second": pairs / seconds,
         "log_history": trainer.state.log_history,
     }
-    save_atomically(model, f"{args.output_dir}/final", {"training_record.json": json.dumps(record, indent=2, default=str)})
+    save_atomically(
+        model, f"{args.output_dir}/final", {"training_record.json": json.dumps(record, indent=2, default=str)}
+    )
 
 
 if __name__ == "__main__":

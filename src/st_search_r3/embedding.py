@@ -81,7 +81,7 @@ def embed_after_generation(
         generated: The generated tokens, ``sequences[:, prompt_len:]``.
         lengths: Reasoning length per row (see :func:`reasoning_lengths`).
     """
-    batch, steps = generated.shape
+    steps = generated.shape[1]
     cached = torch.arange(steps - 1, device=generated.device)[None, :] < lengths[:, None]
     out_of_budget = lengths == steps
     last_token = torch.where(out_of_budget, generated[:, -1], pad_token_id)
@@ -122,7 +122,9 @@ def shared_prefix_embedding(
     prefix = torch.tensor([prefix_ids], device=input_ids.device)
     cache = body(input_ids=prefix, use_cache=True).past_key_values
     cache.batch_repeat_interleave(len(rows))
-    mask = torch.cat([torch.ones(len(rows), prefix_length, dtype=rest_mask.dtype, device=rest_mask.device), rest_mask], 1)
+    mask = torch.cat(
+        [torch.ones(len(rows), prefix_length, dtype=rest_mask.dtype, device=rest_mask.device), rest_mask], 1
+    )
     output = body(
         input_ids=rest_ids,
         attention_mask=mask,

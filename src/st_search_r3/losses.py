@@ -117,7 +117,12 @@ class SearchR3Loss(nn.Module):
             return base.get_output_embeddings()(hidden[:, :-1][targets_mask]).float()
 
     def combine(self, terms: dict[str, Tensor]) -> Tensor:
-        weights = {"infonce": self.infonce_weight, "triplet": self.triplet_weight, "lm": self.lm_weight, "kl": self.kl_weight}
+        weights = {
+            "infonce": self.infonce_weight,
+            "triplet": self.triplet_weight,
+            "lm": self.lm_weight,
+            "kl": self.kl_weight,
+        }
         return sum(weights[name] * value for name, value in terms.items())
 
     # ----------------------------------------------------------------------------------- forward
@@ -164,7 +169,9 @@ class SearchR3Loss(nn.Module):
             partial(
                 self._replay,
                 sentence_features=sentence_features,
-                gradients=[column.grad if column.grad is not None else torch.zeros_like(column) for column in embeddings],
+                gradients=[
+                    column.grad if column.grad is not None else torch.zeros_like(column) for column in embeddings
+                ],
                 ranges=ranges,
                 random_states=random_states,
                 num_sequences=num_sequences,
@@ -175,7 +182,9 @@ class SearchR3Loss(nn.Module):
     def _replay(self, grad_output, sentence_features, gradients, ranges, random_states, num_sequences) -> None:
         """Re-runs each mini-batch with gradients: cached embedding gradients plus its own LM / KL terms."""
         with torch.enable_grad():
-            for features, column_gradient, column_ranges, states in zip(sentence_features, gradients, ranges, random_states):
+            for features, column_gradient, column_ranges, states in zip(
+                sentence_features, gradients, ranges, random_states
+            ):
                 for (begin, end), state in zip(column_ranges, states):
                     mini_batch = {k: v[begin:end] for k, v in features.items() if isinstance(v, Tensor)}
                     with state:
@@ -185,7 +194,10 @@ class SearchR3Loss(nn.Module):
                     (surrogate * grad_output).backward()
 
     def _ranges(self, batch_size: int) -> list[tuple[int, int]]:
-        return [(begin, min(begin + self.mini_batch_size, batch_size)) for begin in range(0, batch_size, self.mini_batch_size)]
+        return [
+            (begin, min(begin + self.mini_batch_size, batch_size))
+            for begin in range(0, batch_size, self.mini_batch_size)
+        ]
 
     def get_config_dict(self) -> dict[str, Any]:
         return {

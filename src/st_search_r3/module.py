@@ -118,7 +118,11 @@ class SearchR3(InputModule):
         adapter = Path(path) / "adapter_config.json"
         # A folder saved while training with LoRA holds the adapter only; the base is built (and its
         # vocabulary grown by the embed token) before the adapter goes on top.
-        base = resolve_base_model(json.loads(adapter.read_text())["base_model_name_or_path"]) if adapter.is_file() else path
+        base = (
+            resolve_base_model(json.loads(adapter.read_text())["base_model_name_or_path"])
+            if adapter.is_file()
+            else path
+        )
         self.tokenizer = AutoTokenizer.from_pretrained(path, **(processor_kwargs or {}))
         self.auto_model = AutoModelForCausalLM.from_pretrained(base, **(model_kwargs or {}))
         if self.tokenizer.pad_token_id is None:
@@ -183,8 +187,7 @@ class SearchR3(InputModule):
         else:
             answer = self.prompts.encode(self.answer_prefix) + [self.embed_token_id]
             sequences = [
-                (self.prompts.prompt_ids(text, self.embedding_prompt, reserve=len(answer)), answer)
-                for text, _ in items
+                (self.prompts.prompt_ids(text, self.embedding_prompt, reserve=len(answer)), answer) for text, _ in items
             ]
         input_ids, attention_mask = left_pad([p + a for p, a in sequences], self.tokenizer.pad_token_id)
         answer_mask, _ = left_pad([[0] * len(p) + [1] * len(a) for p, a in sequences], 0)
@@ -209,7 +212,12 @@ class SearchR3(InputModule):
         for index, item in enumerate(inputs):
             if isinstance(item, str):
                 items.append((item, None))
-            elif allow_pairs and isinstance(item, (tuple, list)) and len(item) == 2 and all(isinstance(x, str) for x in item):
+            elif (
+                allow_pairs
+                and isinstance(item, (tuple, list))
+                and len(item) == 2
+                and all(isinstance(x, str) for x in item)
+            ):
                 items.append((item[0], item[1]))
             else:
                 expected = "str or a (query, reasoning) pair of str" if allow_pairs else "str"

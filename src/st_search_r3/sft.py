@@ -26,9 +26,13 @@ logger = logging.getLogger(__name__)
 class SearchR3SFTConfig:
     """What to train and with which loss; the trainer's own knobs are ``SentenceTransformerTrainingArguments``."""
 
-    base_model: str = field(default=DEFAULT_BASE_MODEL, metadata={"help": "causal LM: the packaged default, a path or a hub id"})
+    base_model: str = field(
+        default=DEFAULT_BASE_MODEL, metadata={"help": "causal LM: the packaged default, a path or a hub id"}
+    )
     data_dir: str | None = field(default=None, metadata={"help": "built data (default: $ST_SEARCH_R3_DATA)"})
-    sources: list[str] = field(default_factory=lambda: ["wordnet", "debian", "pycode"], metadata={"help": "training sets to mix"})
+    sources: list[str] = field(
+        default_factory=lambda: ["wordnet", "debian", "pycode"], metadata={"help": "training sets to mix"}
+    )
     max_train_pairs: int = field(default=12_000, metadata={"help": "triplets drawn from the mixed training sets"})
     max_seq_length: int = field(default=256, metadata={"help": "longest prompt in tokens while training"})
     max_reasoning_tokens: int = field(default=128, metadata={"help": "reasoning budget of the trained model"})
@@ -56,7 +60,9 @@ def build_model(config: SearchR3SFTConfig) -> SentenceTransformer:
     """SearchR3 on the base LLM, with LoRA on every linear layer and the embed-token row trainable."""
     from peft import LoraConfig, get_peft_model
 
-    module = SearchR3(config.base_model, max_reasoning_tokens=config.max_reasoning_tokens, max_seq_length=config.max_seq_length)
+    module = SearchR3(
+        config.base_model, max_reasoning_tokens=config.max_reasoning_tokens, max_seq_length=config.max_seq_length
+    )
     lora = LoraConfig(
         r=config.lora_r,
         lora_alpha=config.lora_alpha,
@@ -87,7 +93,9 @@ def data_fingerprint(config: SearchR3SFTConfig) -> dict[str, str]:
     fingerprint = {}
     for source in config.sources:
         manifest = json.loads((config.root() / source / "manifest.json").read_text())
-        fingerprint.update({f"{source}/{name}": digest for name, digest in manifest["files"].items() if name.startswith("train")})
+        fingerprint.update(
+            {f"{source}/{name}": digest for name, digest in manifest["files"].items() if name.startswith("train")}
+        )
     return fingerprint
 
 
@@ -116,8 +124,18 @@ class DevRetrievalEvaluator(InformationRetrievalEvaluator):
 
     def __init__(self, split: RetrievalSplit, name: str, reasoning: bool) -> None:
         relevant = {q: set(docs) for q, docs in split.qrels.items()}
-        super().__init__(split.queries, split.corpus, relevant, name=name, ndcg_at_k=[10], accuracy_at_k=[1, 10],
-                         precision_recall_at_k=[10], map_at_k=[10], mrr_at_k=[10], batch_size=16)
+        super().__init__(
+            split.queries,
+            split.corpus,
+            relevant,
+            name=name,
+            ndcg_at_k=[10],
+            accuracy_at_k=[1, 10],
+            precision_recall_at_k=[10],
+            map_at_k=[10],
+            mrr_at_k=[10],
+            batch_size=16,
+        )
         self.reasoning = reasoning
 
     def __call__(self, model, *args, **kwargs):

@@ -23,7 +23,9 @@ from st_search_r3.data.retrieval_split import SPLITS, RetrievalSplit, assign_spl
 
 DEFAULT_GLOB = "/var/lib/apt/lists/*_dists_bookworm_main_i18n_Translation-en*"
 INSTALL_HINT = "sudo apt-get update -o Acquire::Languages=en   (or pass the path of a Translation-en file)"
-RESERVED = re.compile(r"^(python3(\.\d+)?-doc|debian-faq.*|debian-reference.*|dict-(foldoc|jargon|gcide)|dictd?-?gcide.*)$")
+RESERVED = re.compile(
+    r"^(python3(\.\d+)?-doc|debian-faq.*|debian-reference.*|dict-(foldoc|jargon|gcide)|dictd?-?gcide.*)$"
+)
 
 
 def default_source() -> Path:
@@ -39,7 +41,9 @@ def read_descriptions(path: str | Path) -> Iterator[tuple[str, str, str]]:
     if not path.is_file():
         raise FileNotFoundError(f"{path} does not exist. {INSTALL_HINT}")
     if path.suffix in (".lz4", ".xz", ".gz", ".zst"):
-        text = subprocess.run(["/usr/lib/apt/apt-helper", "cat-file", str(path)], capture_output=True, text=True, check=True).stdout
+        text = subprocess.run(
+            ["/usr/lib/apt/apt-helper", "cat-file", str(path)], capture_output=True, text=True, check=True
+        ).stdout
     else:
         text = path.read_text(encoding="utf-8", errors="replace")
     for stanza in text.split("\n\n"):

@@ -30,11 +30,15 @@ def mine_hard_negatives(
     document_ids = list(split.corpus)
     query_ids = [q for q in split.queries if split.qrels.get(q)]
     documents = guide.encode(
-        [split.corpus[d] for d in document_ids], batch_size=batch_size, normalize_embeddings=True,
+        [split.corpus[d] for d in document_ids],
+        batch_size=batch_size,
+        normalize_embeddings=True,
         show_progress_bar=show_progress_bar,
     )
     queries = guide.encode(
-        [split.queries[q] for q in query_ids], batch_size=batch_size, normalize_embeddings=True,
+        [split.queries[q] for q in query_ids],
+        batch_size=batch_size,
+        normalize_embeddings=True,
         show_progress_bar=show_progress_bar,
     )
     position = {d: i for i, d in enumerate(document_ids)}
