@@ -43,7 +43,7 @@ def test_install_is_idempotent_and_fast_the_second_time(tiny_llm, hub_cache):
 
 
 def test_interrupted_install_leaves_nothing_half_written(tiny_llm, hub_cache, monkeypatch):
-    def crash(base_model, output_dir):
+    def crash(base_model, weights, output_dir):
         (output_dir / "model.safetensors").write_bytes(b"partial")
         raise KeyboardInterrupt
 

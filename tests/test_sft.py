@@ -7,10 +7,12 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from huggingface_hub import constants
 from sentence_transformers import SentenceTransformer
 
 from st_search_r3.data import wordnet
 from st_search_r3.data.mining import mine_hard_negatives
+from st_search_r3.install import install
 from tests.test_data import BagOfWords
 
 ROOT = Path(__file__).parent.parent
@@ -49,7 +51,7 @@ def run_sft(tiny_llm, data, output, *extra):
     return subprocess.run(command, capture_output=True, text=True, cwd=ROOT)
 
 
-def test_smoke_config_trains_two_steps_and_saves_a_loadable_model(tiny_llm, tiny_data, tmp_path):
+def test_smoke_config_trains_two_steps_and_saves_a_loadable_model(tiny_llm, tiny_data, tmp_path, monkeypatch):
     result = run_sft(tiny_llm, tiny_data, tmp_path / "run")
     assert result.returncode == 0, result.stderr[-3000:]
     final = tmp_path / "run" / "final"
@@ -62,6 +64,14 @@ def test_smoke_config_trains_two_steps_and_saves_a_loadable_model(tiny_llm, tiny
     model = SentenceTransformer(str(final), trust_remote_code=True)
     embeddings = model.encode_document(["a wild cat", "a sponge"])
     assert embeddings.shape == (2, 64) and np.isfinite(embeddings).all()
+
+    # `st-search-r3 install --weights` merges the adapter into the base: same vectors, no adapter left.
+    monkeypatch.setattr(constants, "HF_HUB_CACHE", str(tmp_path / "hub"))
+    merged_folder = install(weights=final)
+    assert not (merged_folder / "adapter_config.json").exists()
+    assert "stage 1 (supervised)" in (merged_folder / "README.md").read_text()
+    merged = SentenceTransformer("search-r3", trust_remote_code=True)
+    np.testing.assert_allclose(merged.encode_document(["a wild cat", "a sponge"]), embeddings, atol=1e-5)
 
     resumed = run_sft(tiny_llm, tiny_data, tmp_path / "run", "--resume", "true", "--max_steps", "3")
     assert resumed.returncode == 0, resumed.stderr[-3000:]

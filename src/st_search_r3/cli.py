@@ -15,6 +15,7 @@ def main(argv: list[str] | None = None) -> None:
     install = commands.add_parser("install", help="build the default 'search-r3' model (idempotent)")
     install.add_argument("--base-model", default=DEFAULT_BASE_MODEL, help="causal LM to build on")
     install.add_argument("--force", action="store_true", help="rebuild even if installed")
+    install.add_argument("--weights", help="a trained adapter folder to merge (default: the shipped one, if any)")
     path = commands.add_parser("path", help="print the folder of the installed model")
     path.add_argument("--base-model", default=DEFAULT_BASE_MODEL)
     commands.add_parser("demo", help="index a small real corpus with faiss and run a few queries")
@@ -25,7 +26,7 @@ def main(argv: list[str] | None = None) -> None:
         from st_search_r3.install import install as run_install
 
         start = time.perf_counter()
-        folder = run_install(args.base_model, force=args.force)
+        folder = run_install(args.base_model, force=args.force, weights=args.weights)
         print(f"search-r3 installed in {folder} ({time.perf_counter() - start:.1f} s)")
     elif args.command == "path":
         from st_search_r3.install import installed_path

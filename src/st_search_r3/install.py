@@ -25,6 +25,7 @@ logger = logging.getLogger(__name__)
 
 MODEL_NAME = "search-r3"
 HUB_ID = f"sentence-transformers/{MODEL_NAME}"
+SHIPPED_WEIGHTS = Path(__file__).parent / "weights"
 
 
 def _repo_dir() -> Path:
@@ -33,17 +34,29 @@ def _repo_dir() -> Path:
     return Path(constants.HF_HUB_CACHE) / ("models--" + HUB_ID.replace("/", "--"))
 
 
-def revision(base_model: str = DEFAULT_BASE_MODEL) -> str:
+def shipped_weights(base_model: str = DEFAULT_BASE_MODEL) -> Path | None:
+    """The trained adapter shipped inside the package (``st_search_r3/weights``), if it fits ``base_model``."""
+    config = SHIPPED_WEIGHTS / "adapter_config.json"
+    if config.is_file() and json.loads(config.read_text())["base_model_name_or_path"] == base_model:
+        return SHIPPED_WEIGHTS
+    return None
+
+
+def revision(base_model: str = DEFAULT_BASE_MODEL, weights: Path | None = None) -> str:
     """A 40-hex revision that changes whenever what install would build changes."""
-    return hashlib.sha1(f"st-search-r3 {__version__} base={base_model}".encode()).hexdigest()
+    digest = hashlib.sha1(f"st-search-r3 {__version__} base={base_model}".encode())
+    for path in sorted(Path(weights).glob("*")) if weights else []:
+        if path.is_file():
+            digest.update(path.name.encode() + path.read_bytes())
+    return digest.hexdigest()
 
 
-def installed_path(base_model: str = DEFAULT_BASE_MODEL) -> Path:
+def installed_path(base_model: str = DEFAULT_BASE_MODEL, weights: Path | None = None) -> Path:
     """The snapshot folder of the default model (it may not exist yet)."""
-    return _repo_dir() / "snapshots" / revision(base_model)
+    return _repo_dir() / "snapshots" / revision(base_model, weights or shipped_weights(base_model))
 
 
-def install(base_model: str = DEFAULT_BASE_MODEL, force: bool = False) -> Path:
+def install(base_model: str = DEFAULT_BASE_MODEL, force: bool = False, weights: str | Path | None = None) -> Path:
     """Builds the default model into the Hugging Face cache, unless it is there already.
 
     Idempotent and atomic: the model is written to a temporary folder next to the snapshot and renamed
@@ -52,11 +65,16 @@ def install(base_model: str = DEFAULT_BASE_MODEL, force: bool = False) -> Path:
     Args:
         base_model: The causal LM to build on (the packaged SmolLM2 by default).
         force: Rebuild even if the snapshot exists.
+        weights: A trained adapter folder (``train/sft.py``'s ``final``), merged into the base. By
+            default the adapter shipped in the package, when there is one for ``base_model``.
 
     Returns:
         The snapshot folder.
     """
-    snapshot = installed_path(base_model)
+    weights = Path(weights) if weights else shipped_weights(base_model)
+    if weights is not None:
+        base_model = json.loads((weights / "adapter_config.json").read_text())["base_model_name_or_path"]
+    snapshot = installed_path(base_model, weights)
     snapshots = snapshot.parent
     snapshots.mkdir(parents=True, exist_ok=True)
     for leftover in snapshots.glob(".tmp-*"):  # from an interrupted run
@@ -66,7 +84,7 @@ def install(base_model: str = DEFAULT_BASE_MODEL, force: bool = False) -> Path:
     if not (snapshot / "modules.json").is_file():
         staging = Path(tempfile.mkdtemp(prefix=".tmp-", dir=snapshots))
         try:
-            _build(base_model, staging)
+            _build(base_model, weights, staging)
             shutil.rmtree(snapshot, ignore_errors=True)
             staging.rename(snapshot)
         finally:
@@ -75,20 +93,32 @@ def install(base_model: str = DEFAULT_BASE_MODEL, force: bool = False) -> Path:
     return snapshot
 
 
-def _build(base_model: str, output_dir: Path) -> None:
+def _build(base_model: str, weights: Path | None, output_dir: Path) -> None:
     from sentence_transformers import SentenceTransformer
 
     from st_search_r3.module import SearchR3
 
-    logger.info("Building %s on %s in %s", MODEL_NAME, base_model, output_dir)
-    module = SearchR3(base_model)
+    logger.info("Building %s on %s (trained weights: %s) in %s", MODEL_NAME, base_model, weights, output_dir)
+    module = SearchR3(str(weights) if weights else base_model)
+    if weights is not None:
+        module.auto_model = module.auto_model.merge_and_unload()
     model = SentenceTransformer(modules=[module], similarity_fn_name="cosine")
     model.save(str(output_dir), create_model_card=False)
-    (output_dir / "README.md").write_text(_model_card(base_model, module), encoding="utf-8")
+    (output_dir / "README.md").write_text(_model_card(base_model, weights, module), encoding="utf-8")
 
 
-def _model_card(base_model: str, module) -> str:
+def _model_card(base_model: str, weights: Path | None, module) -> str:
     config = json.dumps(module.get_config_dict(), indent=2)
+    record = weights / "training_record.json" if weights else None
+    if record is not None and record.is_file():
+        training = f"**Training:** stage 1 (supervised), merged from `{weights}`; its record: {_summary(record)}"
+    elif weights is not None:
+        training = f"**Training:** merged from the adapter in `{weights}` (no training record found)."
+    else:
+        training = (
+            "**Training: none yet.** `<|embed_token|>` was added to the vocabulary with the mean of the existing\n"
+            "embedding rows; no weight was trained. This model is a working pipeline, not a good retriever."
+        )
     return f"""# search-r3 (st-search-r3 {__version__})
 
 A [Search-R3](https://arxiv.org/abs/2510.07048) embedder for sentence-transformers: the causal LM
@@ -96,8 +126,7 @@ A [Search-R3](https://arxiv.org/abs/2510.07048) embedder for sentence-transforme
 token ({module.get_embedding_dimension()} dimensions, L2-normalised, cosine similarity) is the
 embedding. Documents are embedded in one forward pass without reasoning.
 
-**Training: none yet.** `<|embed_token|>` was added to the vocabulary with the mean of the existing
-embedding rows; no weight was trained. This model is a working pipeline, not a good retriever.
+{training}
 
 ```python
 from sentence_transformers import SentenceTransformer
@@ -115,6 +144,14 @@ Settings (`search_r3_config.json`):
 {config}
 ```
 """
+
+
+def _summary(record_path: Path) -> str:
+    record = json.loads(record_path.read_text())
+    return (
+        f"{record['steps']} steps, {record['pairs_per_second']:.2f} pairs/s, "
+        f"sources {record['config']['sources']}, data sha256 in `training_record.json` of the run."
+    )
 
 
 def _write_atomically(path: Path, text: str) -> None:
