@@ -15,6 +15,8 @@ import argparse
 import hashlib
 import json
 import logging
+import shlex
+import sys
 import time
 from pathlib import Path
 
@@ -155,10 +157,7 @@ def main() -> None:
     args = parser.parse_args()
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(message)s", datefmt="%H:%M:%S")
 
-    command = "python benchmarks/quality.py " + " ".join(
-        f"--{name.replace('_', '-')} {' '.join(map(str, v)) if isinstance(v, list) else v}"
-        for name, v in vars(args).items()
-    )
+    command = "python " + shlex.join(sys.argv)
     tasks = {task.metadata.name: task for task in TASKS}
     entries = [
         evaluate(model, tasks[task], args.split, args.precision, args.batch_size)
