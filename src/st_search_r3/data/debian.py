@@ -70,8 +70,5 @@ def build(source: str | Path | None = None, seed: int = 0, dev_fraction: float =
     splits = {name: RetrievalSplit() for name in SPLITS}
     for group, (package, summary, body) in sorted(chosen.items(), key=lambda item: item[1][0]):
         split = splits[assign_split(package, seed, dev_fraction, test_fraction)]
-        split.queries[f"q-{package}"] = summary
-        split.corpus[package] = body
-        split.qrels[f"q-{package}"] = {package: 1}
-        split.groups[f"q-{package}"] = package
+        split.add_pair(f"q-{package}", summary, package, body, group=package)
     return splits

@@ -74,8 +74,5 @@ def build(root: str | Path | None = None, seed: int = 0, dev_fraction: float = 0
             continue
         seen.add((module, summary))
         split = splits[assign_split(module, seed, dev_fraction, test_fraction)]
-        split.queries[f"q-{name}"] = summary
-        split.corpus[name] = code
-        split.qrels[f"q-{name}"] = {name: 1}
-        split.groups[f"q-{name}"] = module
+        split.add_pair(f"q-{name}", summary, name, code, group=module)
     return splits

@@ -29,6 +29,13 @@ class RetrievalSplit:
     qrels: dict[str, dict[str, int]] = field(default_factory=dict)
     groups: dict[str, str] = field(default_factory=dict)
 
+    def add_pair(self, query_id: str, query: str, document_id: str, document: str, group: str) -> None:
+        """Adds one query with its one relevant document; ``group`` is the unit the split was drawn by."""
+        self.queries[query_id] = query
+        self.corpus[document_id] = document
+        self.qrels[query_id] = {document_id: 1}
+        self.groups[query_id] = group
+
     def save(self, folder: str | Path) -> None:
         """Writes the three files; each is written to a temporary name and renamed into place."""
         folder = Path(folder)

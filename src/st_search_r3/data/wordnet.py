@@ -90,9 +90,5 @@ def build(root: str | Path = DEFAULT_ROOT, seed: int = 0, dev_fraction: float = 
         if len(synset.definition.split()) < 3:
             continue
         split = splits[assign_split(synset.id, seed, dev_fraction, test_fraction)]
-        query_id = f"q{synset.id}"
-        split.queries[query_id] = synset.definition
-        split.corpus[synset.id] = document_text(synset, lemmas_of)
-        split.qrels[query_id] = {synset.id: 1}
-        split.groups[query_id] = synset.id
+        split.add_pair(f"q{synset.id}", synset.definition, synset.id, document_text(synset, lemmas_of), group=synset.id)
     return splits
