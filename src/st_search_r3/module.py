@@ -177,10 +177,11 @@ class SearchR3(InputModule):
             sequences = []
             for text, thought in items:
                 prompt_ids = self.query_prompt_ids(text)
+                remembered = memory.get(self._memory_key(prompt_ids))
                 if thought is not None:
                     answer = self.prompts.encode(thought)[: self.max_reasoning_tokens] + [self.embed_token_id]
-                elif self._memory_key(prompt_ids) in memory:
-                    answer = memory[self._memory_key(prompt_ids)] + [self.embed_token_id]
+                elif remembered is not None:
+                    answer = remembered + [self.embed_token_id]
                 else:
                     answer = []
                 sequences.append((prompt_ids, answer))
@@ -304,7 +305,8 @@ class SearchR3(InputModule):
             batch_size: Batch size for queries that still need reasoning.
         """
         prompts = [self.query_prompt_ids(text) for text, _ in self._check_inputs(queries, allow_pairs=False)]
-        missing = [i for i, ids in enumerate(prompts) if self._memory_key(ids) not in self._current_memory()]
+        memory = self._current_memory()
+        missing = [i for i, ids in enumerate(prompts) if self._memory_key(ids) not in memory]
         device = self.auto_model.device
         with torch.inference_mode():
             for start in range(0, len(missing), batch_size):
