@@ -21,15 +21,38 @@ def test_reasoning_length_stops_at_the_first_stop_token():
     assert reasoning_lengths(generated, stop_ids=[2, 9]).tolist() == [2, 1, 5]
 
 
-def test_shared_prefix_embedding_equals_the_full_forward_pass(tiny_model, texts):
-    from st_search_r3.embedding import last_token_embedding, shared_prefix_embedding
+def test_common_prefix_length_counts_shared_real_tokens_and_leaves_one():
+    from st_search_r3.embedding import common_prefix_length, left_pad
+
+    ids, mask = left_pad([[1, 2, 3, 4], [1, 2, 3, 5, 6], [1, 2, 7]], pad_token_id=0)
+    assert common_prefix_length(ids, mask) == 2
+    assert common_prefix_length(ids, mask, limit=1) == 1
+    ids, mask = left_pad([[1, 2, 3], [1, 2, 3]], pad_token_id=0)
+    assert common_prefix_length(ids, mask) == 2  # one token is left to run in every row
+    ids, mask = left_pad([[1, 2], [9, 2]], pad_token_id=0)
+    assert common_prefix_length(ids, mask) == 0
+
+
+def test_shared_prefix_hidden_states_equal_the_full_pass_with_the_same_gradients(tiny_model, texts):
+    from st_search_r3.embedding import common_prefix_length, final_hidden_states, shared_prefix_hidden_states
 
     module = tiny_model[0]
+    model = module.auto_model
     features = module.preprocess(texts["documents"], task="document")
-    prefix = module.prompts.template(module.embedding_prompt)[0]
-    with torch.inference_mode():
-        full = last_token_embedding(module.auto_model, features["input_ids"], features["attention_mask"])
-        shared = shared_prefix_embedding(
-            module.auto_model, prefix, features["input_ids"], features["attention_mask"], module.tokenizer.pad_token_id
-        )
+    ids, mask = features["input_ids"], features["attention_mask"]
+    prefix = common_prefix_length(ids, mask)
+    assert prefix >= len(module.prompts.template(module.embedding_prompt)[0])
+    results = []
+    for compute in (
+        lambda: final_hidden_states(model, ids, mask)[:, prefix:],
+        lambda: shared_prefix_hidden_states(model, ids, mask, prefix),
+    ):
+        model.zero_grad()
+        hidden = compute()
+        kept = mask[:, : ids.shape[1] - prefix].bool()  # the real tokens after the prefix
+        hidden[kept].square().sum().backward()
+        results.append((hidden[kept].detach(), [p.grad.clone() for p in model.parameters() if p.grad is not None]))
+    (full, full_grads), (shared, shared_grads) = results
     torch.testing.assert_close(shared, full, rtol=1e-4, atol=1e-5)
+    for a, b in zip(shared_grads, full_grads, strict=True):  # float rounding only
+        assert (a - b).norm() <= 1e-4 * b.norm()

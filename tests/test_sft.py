@@ -60,6 +60,9 @@ def test_smoke_config_trains_two_steps_and_saves_a_loadable_model(tiny_llm, tiny
     assert record["steps"] == 2 and record["pairs_this_run"] == 8 and record["pairs_per_second"] > 0
     assert (tmp_path / "run" / "curves.png").is_file()
     assert any("eval_wordnet-dev_cosine_ndcg@10" in row for row in record["log_history"])
+    # Half of the anchors were trained after the base model's reasoning, generated once and kept.
+    reasoning = [json.loads(line) for line in (tiny_data / "reasoning" / f"{Path(tiny_llm).name}-4.jsonl").open()]
+    assert len(reasoning) == 4 and all(isinstance(row["reasoning"], str) for row in reasoning)
 
     model = SentenceTransformer(str(final), trust_remote_code=True)
     embeddings = model.encode_document(["a wild cat", "a sponge"])

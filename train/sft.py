@@ -12,6 +12,7 @@ from trl import TrlParser
 
 from st_search_r3.losses import SearchR3Loss
 from st_search_r3.sft import (
+    ROUTES,
     CheckpointEveryMinutes,
     CurvesCallback,
     SearchR3SFTConfig,
@@ -39,7 +40,7 @@ def main() -> None:
         kl_weight=config.kl_weight,
         mini_batch_size=config.mini_batch_size,
     )
-    args.router_mapping = {"anchor": "query", "positive": "document", "negative": "document"}
+    args.router_mapping = {name: ROUTES[name] for name in train_dataset}
     trainer = SentenceTransformerTrainer(
         model=model,
         args=args,

@@ -100,36 +100,43 @@ def embed_after_generation(
     return output.last_hidden_state[:, -1]
 
 
-def shared_prefix_embedding(
-    model: torch.nn.Module,
-    prefix_ids: list[int],
-    input_ids: torch.Tensor,
-    attention_mask: torch.Tensor,
-    pad_token_id: int,
-) -> torch.Tensor:
-    """:func:`last_token_embedding` for rows that all start with ``prefix_ids``, computing the prefix once.
+def common_prefix_length(input_ids: torch.Tensor, attention_mask: torch.Tensor, limit: int | None = None) -> int:
+    """How many tokens every left-padded row starts with, at most ``limit`` and one less than the shortest row."""
+    lengths = attention_mask.sum(dim=1)
+    most = int(lengths.min()) - 1 if limit is None else min(int(lengths.min()) - 1, limit)
+    if most <= 0:
+        return 0
+    columns = (input_ids.shape[1] - lengths)[:, None] + torch.arange(most, device=input_ids.device)[None, :]
+    heads = input_ids.gather(1, columns)
+    return int((heads == heads[:1]).all(dim=0).long().cumprod(dim=0).sum())
 
-    Every document prompt starts with the same template and system prompt; its keys and values are
-    computed for one row and repeated over the batch, and only the rest of each row runs through the
-    model. The result equals the full forward pass up to float rounding.
+
+def shared_prefix_hidden_states(
+    model: torch.nn.Module, input_ids: torch.Tensor, attention_mask: torch.Tensor, prefix_length: int
+) -> torch.Tensor:
+    """``final_hidden_states(...)[:, prefix_length:]`` for rows that all start with the same ``prefix_length``
+    tokens, computing that prefix once.
+
+    Prompts share their template and system prompt; its keys and values are computed for one row and
+    repeated over the batch (differentiably: training uses this too), and only the rest of each row
+    runs through the model. Because rows are left-padded, dropping each row's first ``prefix_length``
+    real tokens is the same as dropping the first ``prefix_length`` columns and shortening the mask by
+    as many columns, so the result stays column-aligned with ``input_ids[:, prefix_length:]``.
     """
-    prefix_length = len(prefix_ids)
-    rows = [row[mask.bool()].tolist() for row, mask in zip(input_ids, attention_mask)]
-    if any(row[:prefix_length] != prefix_ids for row in rows):
-        raise ValueError("every row must start with the shared prefix")
-    rest_ids, rest_mask = left_pad([row[prefix_length:] for row in rows], pad_token_id, input_ids.device)
+    if prefix_length == 0:
+        return final_hidden_states(model, input_ids, attention_mask)
+    width = input_ids.shape[1]
+    first_real = width - int(attention_mask[0].sum())
+    prefix = input_ids[:1, first_real : first_real + prefix_length]
+    rest_mask = attention_mask[:, : width - prefix_length]
     body = decoder(model)
-    prefix = torch.tensor([prefix_ids], device=input_ids.device)
     cache = body(input_ids=prefix, use_cache=True).past_key_values
-    cache.batch_repeat_interleave(len(rows))
-    mask = torch.cat(
-        [torch.ones(len(rows), prefix_length, dtype=rest_mask.dtype, device=rest_mask.device), rest_mask], 1
-    )
+    cache.batch_repeat_interleave(len(input_ids))
     output = body(
-        input_ids=rest_ids,
-        attention_mask=mask,
+        input_ids=input_ids[:, prefix_length:],
+        attention_mask=torch.cat([torch.ones_like(attention_mask[:, :prefix_length]), rest_mask], dim=1),
         position_ids=prefix_length + position_ids_from_mask(rest_mask),
         past_key_values=cache,
         use_cache=True,
     )
-    return output.last_hidden_state[:, -1]
+    return output.last_hidden_state

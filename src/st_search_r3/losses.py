@@ -12,7 +12,7 @@ import torch.nn.functional as F
 from sentence_transformers.base.losses.gradcache import RandContext
 from torch import Tensor, nn
 
-from st_search_r3.embedding import final_hidden_states
+from st_search_r3.embedding import common_prefix_length, shared_prefix_hidden_states
 
 
 class SearchR3Loss(nn.Module):
@@ -88,32 +88,37 @@ class SearchR3Loss(nn.Module):
     def encode(self, features: dict[str, Tensor]) -> tuple[Tensor, dict[str, Tensor]]:
         """Normalised embeddings of one column and, when weighted, its summed per-sequence LM / KL terms."""
         llm = self.model[0].auto_model
-        hidden = final_hidden_states(llm, features["input_ids"], features["attention_mask"])
+        input_ids, attention_mask, answer_mask = (features[k] for k in ("input_ids", "attention_mask", "answer_mask"))
+        # The template shared by every row runs once; the prefix stops before the shortest prompt ends so
+        # that every answer token is still predicted from a computed position.
+        shortest_prompt = int((attention_mask.sum(1) - answer_mask.sum(1)).min())
+        prefix_length = common_prefix_length(input_ids, attention_mask, limit=shortest_prompt - 1)
+        hidden = shared_prefix_hidden_states(llm, input_ids, attention_mask, prefix_length)
         embeddings = F.normalize(hidden[:, -1].float(), dim=-1)
         sums = {}
         if self.lm_weight or self.kl_weight:
-            targets_mask = features["answer_mask"][:, 1:].bool()
+            targets_mask = answer_mask[:, prefix_length + 1 :].bool()
             rows = targets_mask.nonzero()[:, 0]
             tokens_per_row = targets_mask.sum(1).clamp(min=1).float()
             logits = llm.get_output_embeddings()(hidden[:, :-1][targets_mask]).float()
             # Every sequence counts once, however long its answer: per-token terms are averaged per row.
             weights = 1.0 / tokens_per_row[rows]
             if self.lm_weight:
-                targets = features["input_ids"][:, 1:][targets_mask]
+                targets = input_ids[:, prefix_length + 1 :][targets_mask]
                 sums["lm"] = (F.cross_entropy(logits, targets, reduction="none") * weights).sum()
             if self.kl_weight:
-                base_logits = self._base_logits(features, targets_mask)
+                base_logits = self._base_logits(features, prefix_length, targets_mask)
                 base_log_probs = F.log_softmax(base_logits, dim=-1)
                 kl = (base_log_probs.exp() * (base_log_probs - F.log_softmax(logits, dim=-1))).sum(-1)
                 sums["kl"] = (kl * weights).sum()
         return embeddings, sums
 
     @torch.no_grad()
-    def _base_logits(self, features: dict[str, Tensor], targets_mask: Tensor) -> Tensor:
+    def _base_logits(self, features: dict[str, Tensor], prefix_length: int, targets_mask: Tensor) -> Tensor:
         llm = self.model[0].auto_model
         base = self.reference if self.reference is not None else llm
         with nullcontext() if self.reference is not None else llm.disable_adapter():
-            hidden = final_hidden_states(base, features["input_ids"], features["attention_mask"])
+            hidden = shared_prefix_hidden_states(base, features["input_ids"], features["attention_mask"], prefix_length)
             return base.get_output_embeddings()(hidden[:, :-1][targets_mask]).float()
 
     def combine(self, terms: dict[str, Tensor]) -> Tensor:

@@ -20,11 +20,12 @@ from transformers import AutoModelForCausalLM, AutoTokenizer, GenerationConfig
 
 from st_search_r3.base_model import DEFAULT_BASE_MODEL, resolve_base_model
 from st_search_r3.embedding import (
+    common_prefix_length,
     embed_after_generation,
     last_token_embedding,
     left_pad,
     reasoning_lengths,
-    shared_prefix_embedding,
+    shared_prefix_hidden_states,
 )
 from st_search_r3.prompting import EMBED_TOKEN, PromptBuilder, add_embed_token
 
@@ -234,13 +235,9 @@ class SearchR3(InputModule):
         input_ids, attention_mask = features["input_ids"], features["attention_mask"]
         if self._reasons(task, reasoning):
             embeddings = self._embed_queries(input_ids, attention_mask)
-        elif torch.is_grad_enabled():
-            embeddings = last_token_embedding(self.auto_model, input_ids, attention_mask)
-        else:  # inference: the template prefix shared by all rows runs once per batch
-            prefix_ids = self.prompts.template(self.embedding_prompt)[0]
-            embeddings = shared_prefix_embedding(
-                self.auto_model, prefix_ids, input_ids, attention_mask, self.tokenizer.pad_token_id
-            )
+        else:  # the template prefix that all rows share runs once per batch
+            prefix_length = common_prefix_length(input_ids, attention_mask)
+            embeddings = shared_prefix_hidden_states(self.auto_model, input_ids, attention_mask, prefix_length)[:, -1]
         embeddings = embeddings.float()
         features["sentence_embedding"] = F.normalize(embeddings, dim=-1) if self.normalize else embeddings
         return features

@@ -9,7 +9,7 @@ import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from datasets import concatenate_datasets, load_from_disk
+from datasets import Dataset, DatasetDict, concatenate_datasets, load_from_disk
 from sentence_transformers import SentenceTransformer
 from sentence_transformers.sentence_transformer.evaluation import InformationRetrievalEvaluator
 from transformers import TrainerCallback
@@ -18,6 +18,7 @@ from st_search_r3.base_model import DEFAULT_BASE_MODEL
 from st_search_r3.data.build import data_dir
 from st_search_r3.data.retrieval_split import RetrievalSplit
 from st_search_r3.module import SearchR3
+from st_search_r3.reasoning_cache import cache_reasoning
 
 logger = logging.getLogger(__name__)
 
@@ -38,7 +39,19 @@ class SearchR3SFTConfig:
     max_reasoning_tokens: int = field(default=128, metadata={"help": "reasoning budget of the trained model"})
     lora_r: int = field(default=16, metadata={"help": "LoRA rank (all linear layers)"})
     lora_alpha: int = field(default=32, metadata={"help": "LoRA alpha"})
-    lora_dropout: float = field(default=0.05, metadata={"help": "LoRA dropout"})
+    lora_dropout: float = field(
+        default=0.0, metadata={"help": "LoRA dropout (its random masks took a third of a CPU step at 0.05)"}
+    )
+    attn_implementation: str = field(
+        default="eager", metadata={"help": "attention while training (on CPU, sdpa's backward is slower than eager)"}
+    )
+    reasoning_queries: int = field(
+        default=0,
+        metadata={
+            "help": "how many training anchors (the first ones) are trained after the base model's own greedy "
+            "reasoning, generated once into the reasoning cache; the other anchors embed without reasoning"
+        },
+    )
     temperature: float = field(default=0.05, metadata={"help": "InfoNCE temperature"})
     triplet_margin: float = field(default=0.1, metadata={"help": "triplet margin (cosine)"})
     infonce_weight: float = field(default=1.0, metadata={"help": "weight of InfoNCE"})
@@ -55,13 +68,20 @@ class SearchR3SFTConfig:
     def root(self) -> Path:
         return Path(self.data_dir) if self.data_dir else data_dir()
 
+    def reasoning_cache(self) -> Path:
+        """Where the base model's reasoning for training queries is kept (per base model and budget)."""
+        return self.root() / "reasoning" / f"{Path(self.base_model).name}-{self.max_reasoning_tokens}.jsonl"
+
 
 def build_model(config: SearchR3SFTConfig) -> SentenceTransformer:
     """SearchR3 on the base LLM, with LoRA on every linear layer and the embed-token row trainable."""
     from peft import LoraConfig, get_peft_model
 
     module = SearchR3(
-        config.base_model, max_reasoning_tokens=config.max_reasoning_tokens, max_seq_length=config.max_seq_length
+        config.base_model,
+        max_reasoning_tokens=config.max_reasoning_tokens,
+        max_seq_length=config.max_seq_length,
+        model_kwargs={"attn_implementation": config.attn_implementation},
     )
     lora = LoraConfig(
         r=config.lora_r,
@@ -76,7 +96,37 @@ def build_model(config: SearchR3SFTConfig) -> SentenceTransformer:
     return SentenceTransformer(modules=[module], similarity_fn_name="cosine")
 
 
-def load_training_set(config: SearchR3SFTConfig, seed: int = 0):
+ROUTES = {
+    # Anchors with reasoning are (query, reasoning) pairs: the query prompt, the reasoning, the token.
+    "reasoning": {"anchor": "query", "positive": "document", "negative": "document"},
+    # The others take the reasoning-off query format, which is the document format.
+    "direct": {"anchor": "document", "positive": "document", "negative": "document"},
+}
+
+
+def load_training_set(config: SearchR3SFTConfig, seed: int = 0) -> DatasetDict:
+    """The training triplets, split into ``"reasoning"`` and ``"direct"`` anchors (see :data:`ROUTES`).
+
+    The first ``config.reasoning_queries`` anchors get the base model's greedy reasoning (generated now
+    when missing from :meth:`SearchR3SFTConfig.reasoning_cache`, which takes about a second per query).
+    Each batch comes from one of the two sets, in proportion to their sizes.
+    """
+    triplets = load_triplets(config, seed)
+    with_reasoning = triplets.select(range(min(config.reasoning_queries, len(triplets))))
+    direct = triplets.select(range(len(with_reasoning), len(triplets)))
+    parts = {"direct": direct} if len(direct) else {}
+    if len(with_reasoning):
+        # bf16 weights reason about twice as fast on CPU; these texts are data, not vectors to compare.
+        module = SearchR3(config.base_model, max_reasoning_tokens=config.max_reasoning_tokens, precision="bfloat16")
+        reasoning = cache_reasoning(module, with_reasoning["anchor"], config.reasoning_cache())
+        del module
+        pairs = [[query, reasoning[query]] for query in with_reasoning["anchor"]]
+        parts["reasoning"] = with_reasoning.remove_columns("anchor").add_column("anchor", pairs)
+        parts["reasoning"] = parts["reasoning"].select_columns(["anchor", "positive", "negative"])
+    return DatasetDict(parts)
+
+
+def load_triplets(config: SearchR3SFTConfig, seed: int = 0) -> Dataset:
     """``(anchor, positive, negative)`` triplets mixed from the sources, shuffled, capped."""
     parts = []
     for source in config.sources:

@@ -1,0 +1,66 @@
+"""The base model's greedy reasoning for training queries, generated once and kept on disk.
+
+Queries are embedded after reasoning at inference, so stage 1 trains the embed token after the
+model's own reasoning too. Generating it costs about a second per query on a 2-core CPU, so it is
+done once, appended to a JSON-lines file batch by batch (an interrupted run resumes where it
+stopped), and reused by every epoch and every later run with the same settings.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+from pathlib import Path
+
+from tqdm.auto import tqdm
+
+logger = logging.getLogger(__name__)
+
+
+def load_reasoning(path: str | Path) -> dict[str, str]:
+    """``query -> reasoning`` from a cache file (empty when the file does not exist).
+
+    A last line cut short by a crash is ignored: it is generated again.
+    """
+    path = Path(path)
+    cached = {}
+    if path.is_file():
+        for line in path.read_text().splitlines():
+            try:
+                row = json.loads(line)
+            except json.JSONDecodeError:
+                logger.warning("Ignoring a truncated line in %s", path)
+                continue
+            cached[row["query"]] = row["reasoning"]
+    return cached
+
+
+def cache_reasoning(module, queries: list[str], path: str | Path, batch_size: int = 16) -> dict[str, str]:
+    """Generates the reasoning of every query not yet in ``path`` and appends it there.
+
+    Args:
+        module: A :class:`~st_search_r3.SearchR3` (its prompt, budget and weights decide the reasoning).
+        queries: Query texts; duplicates are generated once.
+        path: The JSON-lines cache, one ``{"query", "reasoning"}`` object per line.
+        batch_size: Queries reasoned together (sorted by length, so batches waste little padding).
+
+    Returns:
+        ``query -> reasoning`` for all of ``queries``.
+    """
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    cached = load_reasoning(path)
+    missing = sorted({q for q in queries if q not in cached}, key=len)
+    if missing:
+        logger.info("Reasoning for %d queries (%d cached) into %s", len(missing), len(cached), path)
+    with open(path, "a") as handle, tqdm(total=len(missing), desc="reasoning", unit="query") as progress:
+        for start in range(0, len(missing), batch_size):
+            batch = missing[start : start + batch_size]
+            for query, reasoning in zip(batch, module.reasoning_of(batch, batch_size=batch_size)):
+                handle.write(json.dumps({"query": query, "reasoning": reasoning}) + "\n")
+                cached[query] = reasoning
+            handle.flush()
+            os.fsync(handle.fileno())
+            progress.update(len(batch))
+    return {q: cached[q] for q in queries}
