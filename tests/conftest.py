@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import json
 import os
+from pathlib import Path
 
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
@@ -14,7 +16,11 @@ from tokenizers import Tokenizer, decoders, models, pre_tokenizers, trainers
 from transformers import LlamaConfig, LlamaForCausalLM, PreTrainedTokenizerFast
 
 from st_search_r3 import SearchR3
+from st_search_r3.data import wordnet
+from st_search_r3.data.mining import mine_hard_negatives
 from st_search_r3.mteb_tasks import demo_split
+
+FIXTURES = Path(__file__).parent / "fixtures"
 
 CHATML = (
     "{% for message in messages %}{{'<|im_start|>' + message['role'] + '\n' + message['content'] + '<|im_end|>\n'}}"
@@ -78,3 +84,20 @@ def texts() -> dict[str, list[str]]:
 def tiny_model(tiny_llm) -> SentenceTransformer:
     module = SearchR3(tiny_llm, max_reasoning_tokens=8, max_seq_length=192)
     return SentenceTransformer(modules=[module], similarity_fn_name="cosine")
+
+
+@pytest.fixture
+def tiny_data(tmp_path) -> Path:
+    """WordNet fixture splits and mined triplets, laid out as `st_search_r3.data.build` writes them."""
+    from tests.test_data import BagOfWords
+
+    splits = wordnet.build(FIXTURES / "wordnet", seed=0, dev_fraction=0.2, test_fraction=0.2)
+    root = tmp_path / "data"
+    for name, split in splits.items():
+        split.save(root / "wordnet" / name)
+    guide = BagOfWords(list(splits["train"].corpus.values()) + list(splits["train"].queries.values()))
+    mine_hard_negatives(splits["train"], guide, show_progress_bar=False).save_to_disk(
+        str(root / "wordnet" / "train_triplets")
+    )
+    (root / "wordnet" / "manifest.json").write_text(json.dumps({"files": {"train/qrels.jsonl": "x"}}))
+    return root

@@ -6,32 +6,13 @@ import sys
 from pathlib import Path
 
 import numpy as np
-import pytest
 from huggingface_hub import constants
 from sentence_transformers import SentenceTransformer
 
-from st_search_r3.data import wordnet
-from st_search_r3.data.mining import mine_hard_negatives
 from st_search_r3.install import install
-from tests.test_data import BagOfWords
 
 ROOT = Path(__file__).parent.parent
 FIXTURES = Path(__file__).parent / "fixtures"
-
-
-@pytest.fixture
-def tiny_data(tmp_path) -> Path:
-    """WordNet fixture splits and mined triplets, laid out as `st_search_r3.data.build` writes them."""
-    splits = wordnet.build(FIXTURES / "wordnet", seed=0, dev_fraction=0.2, test_fraction=0.2)
-    root = tmp_path / "data"
-    for name, split in splits.items():
-        split.save(root / "wordnet" / name)
-    guide = BagOfWords(list(splits["train"].corpus.values()) + list(splits["train"].queries.values()))
-    mine_hard_negatives(splits["train"], guide, show_progress_bar=False).save_to_disk(
-        str(root / "wordnet" / "train_triplets")
-    )
-    (root / "wordnet" / "manifest.json").write_text(json.dumps({"files": {"train/qrels.jsonl": "x"}}))
-    return root
 
 
 def run_sft(tiny_llm, data, output, *extra):

@@ -29,7 +29,7 @@ def main() -> None:
     config, args = TrlParser((SearchR3SFTConfig, SentenceTransformerTrainingArguments)).parse_args_and_config()
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s: %(message)s", datefmt="%H:%M:%S")
     model = build_model(config)
-    train_dataset = load_training_set(config, seed=args.seed)
+    train_dataset = load_training_set(config, model[0].tokenizer, seed=args.seed)
     loss = SearchR3Loss(
         model,
         temperature=config.temperature,

@@ -43,7 +43,8 @@ def cache_reasoning(module, queries: list[str], path: str | Path, batch_size: in
         module: A :class:`~st_search_r3.SearchR3` (its prompt, budget and weights decide the reasoning).
         queries: Query texts; duplicates are generated once.
         path: The JSON-lines cache, one ``{"query", "reasoning"}`` object per line.
-        batch_size: Queries reasoned together (sorted by length, so batches waste little padding).
+        batch_size: Queries reasoned together. Queries are taken in order, sorted by length within
+            windows of eight batches (less padding), so a run cut short covers a prefix of ``queries``.
 
     Returns:
         ``query -> reasoning`` for all of ``queries``.
@@ -51,7 +52,9 @@ def cache_reasoning(module, queries: list[str], path: str | Path, batch_size: in
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     cached = load_reasoning(path)
-    missing = sorted({q for q in queries if q not in cached}, key=len)
+    missing = [q for q in dict.fromkeys(queries) if q not in cached]
+    window = 8 * batch_size
+    missing = [q for start in range(0, len(missing), window) for q in sorted(missing[start : start + window], key=len)]
     if missing:
         logger.info("Reasoning for %d queries (%d cached) into %s", len(missing), len(cached), path)
     with open(path, "a") as handle, tqdm(total=len(missing), desc="reasoning", unit="query") as progress:

@@ -45,6 +45,13 @@ class SearchR3SFTConfig:
     attn_implementation: str = field(
         default="eager", metadata={"help": "attention while training (on CPU, sdpa's backward is slower than eager)"}
     )
+    max_document_tokens: int | None = field(
+        default=64,
+        metadata={
+            "help": "training documents keep their first this many tokens (a CPU step costs what its longest "
+            "document costs); evaluation and inference use max_seq_length. None: no cut"
+        },
+    )
     reasoning_queries: int = field(
         default=0,
         metadata={
@@ -104,14 +111,24 @@ ROUTES = {
 }
 
 
-def load_training_set(config: SearchR3SFTConfig, seed: int = 0) -> DatasetDict:
+def load_training_set(config: SearchR3SFTConfig, tokenizer, seed: int = 0) -> DatasetDict:
     """The training triplets, split into ``"reasoning"`` and ``"direct"`` anchors (see :data:`ROUTES`).
 
     The first ``config.reasoning_queries`` anchors get the base model's greedy reasoning (generated now
     when missing from :meth:`SearchR3SFTConfig.reasoning_cache`, which takes about a second per query).
-    Each batch comes from one of the two sets, in proportion to their sizes.
+    Each batch comes from one of the two sets, in proportion to their sizes. Documents are cut to
+    ``config.max_document_tokens`` tokens of ``tokenizer``.
     """
     triplets = load_triplets(config, seed)
+    if config.max_document_tokens:
+        triplets = triplets.map(
+            lambda rows: {
+                column: cut_to_tokens(rows[column], tokenizer, config.max_document_tokens)
+                for column in ("positive", "negative")
+            },
+            batched=True,
+            desc="cutting documents",
+        )
     with_reasoning = triplets.select(range(min(config.reasoning_queries, len(triplets))))
     direct = triplets.select(range(len(with_reasoning), len(triplets)))
     parts = {"direct": direct} if len(direct) else {}
@@ -124,6 +141,12 @@ def load_training_set(config: SearchR3SFTConfig, seed: int = 0) -> DatasetDict:
         parts["reasoning"] = with_reasoning.remove_columns("anchor").add_column("anchor", pairs)
         parts["reasoning"] = parts["reasoning"].select_columns(["anchor", "positive", "negative"])
     return DatasetDict(parts)
+
+
+def cut_to_tokens(texts: list[str], tokenizer, max_tokens: int) -> list[str]:
+    """Each text cut to its first ``max_tokens`` tokens (texts already short enough are kept as they are)."""
+    ids = tokenizer(texts, add_special_tokens=False)["input_ids"]
+    return [text if len(row) <= max_tokens else tokenizer.decode(row[:max_tokens]) for text, row in zip(texts, ids)]
 
 
 def load_triplets(config: SearchR3SFTConfig, seed: int = 0) -> Dataset:
@@ -221,34 +244,33 @@ class CheckpointEveryMinutes(TrainerCallback):
 
 
 class CurvesCallback(TrainerCallback):
-    """Writes every logged value to ``curves.jsonl`` and redraws ``curves.png`` (loss, dev nDCG@10)."""
+    """Writes every logged value to ``curves.jsonl`` and redraws ``curves.png``, one panel per entry of
+    ``panels`` (title -> the ending of the logged keys it plots; default: loss and dev nDCG@10)."""
 
-    def __init__(self, output_dir: str) -> None:
+    def __init__(self, output_dir: str, panels: dict[str, str] | None = None) -> None:
         self.folder = Path(output_dir)
+        self.panels = panels or {"training loss": "loss", "dev nDCG@10": "ndcg@10"}
 
     def on_log(self, args, state, control, logs=None, **kwargs):
         self.folder.mkdir(parents=True, exist_ok=True)
         with open(self.folder / "curves.jsonl", "a") as handle:
             handle.write(json.dumps({"step": state.global_step, **(logs or {})}) + "\n")
-        plot_curves(self.folder / "curves.jsonl", self.folder / "curves.png")
+        plot_curves(self.folder / "curves.jsonl", self.folder / "curves.png", self.panels)
 
 
-def plot_curves(log_path: Path, png_path: Path) -> None:
+def plot_curves(log_path: Path, png_path: Path, panels: dict[str, str]) -> None:
     import matplotlib
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
     rows = [json.loads(line) for line in open(log_path)]
-    losses = [(r["step"], r["loss"]) for r in rows if "loss" in r]
-    ndcg = [(r["step"], v) for r in rows for k, v in r.items() if k.endswith("ndcg@10")]
-    figure, (left, right) = plt.subplots(1, 2, figsize=(10, 3.6))
-    if losses:
-        left.plot(*zip(*losses))
-    left.set(title="training loss", xlabel="step")
-    if ndcg:
-        right.plot(*zip(*ndcg), marker="o")
-    right.set(title="dev nDCG@10", xlabel="step")
+    figure, axes = plt.subplots(1, len(panels), figsize=(5 * len(panels), 3.6), squeeze=False)
+    for axis, (title, ending) in zip(axes[0], panels.items()):
+        points = [(r["step"], v) for r in rows for k, v in r.items() if k == ending or k.endswith("_" + ending)]
+        if points:
+            axis.plot(*zip(*points), marker="o" if len(points) < 30 else None)
+        axis.set(title=title, xlabel="step")
     figure.tight_layout()
     figure.savefig(png_path, dpi=110)
     plt.close(figure)

@@ -1,0 +1,165 @@
+"""The stage-3 RL environment: corpus embeddings cached in a faiss index, refreshed incrementally.
+
+Re-encoding the whole corpus after every policy update would make an RL step cost grow with the corpus.
+Instead every document vector is cached with the step it was computed at, and each step refreshes
+only the documents it touched (the relevant ones of its queries) plus the next rolling slice of the
+corpus; a full rebuild happens only every ``rebuild_every`` steps (0: never). Refreshed documents are
+compared with their cached vectors: the mean cosine drift tells how stale the cache has become.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import shutil
+from collections.abc import Callable, Sequence
+from pathlib import Path
+
+import faiss
+import numpy as np
+
+logger = logging.getLogger(__name__)
+
+Encoder = Callable[[list[str]], np.ndarray]
+
+
+class CorpusIndex:
+    """Document vectors of the current policy, searchable by inner product (cosine on unit vectors).
+
+    Args:
+        doc_ids: Integer id of every document (faiss returns these).
+        texts: The documents, in the order of ``doc_ids``.
+        encode: ``texts -> float32 array (n, dim)`` of unit vectors, with the current policy.
+        refresh_size: Documents of the rolling slice re-encoded per step.
+        rebuild_every: Steps between full re-encodings (0: never after the first build).
+        batch_size: Documents encoded together.
+    """
+
+    def __init__(
+        self,
+        doc_ids: Sequence[int],
+        texts: Sequence[str],
+        encode: Encoder,
+        refresh_size: int = 32,
+        rebuild_every: int = 0,
+        batch_size: int = 32,
+    ) -> None:
+        if len(doc_ids) != len(texts) or len(texts) == 0:
+            raise ValueError(f"Expected as many ids as texts (at least one), got {len(doc_ids)} and {len(texts)}")
+        if len(set(doc_ids)) != len(doc_ids):
+            raise ValueError("Document ids must be unique")
+        self.doc_ids = np.asarray(doc_ids, dtype=np.int64)
+        self.texts = list(texts)
+        self.encode = encode
+        self.refresh_size = refresh_size
+        self.rebuild_every = rebuild_every
+        self.batch_size = batch_size
+        self.position = {int(doc_id): i for i, doc_id in enumerate(self.doc_ids)}
+        self.vectors: np.ndarray | None = None
+        self.refreshed_at = np.zeros(len(texts), dtype=np.int64)  # step each vector was computed at
+        self.cursor = 0  # where the next rolling slice starts
+        self.last_rebuild = 0
+        self.last_step: int | None = None
+        self.index: faiss.IndexIDMap2 | None = None
+
+    def __len__(self) -> int:
+        return len(self.texts)
+
+    # ------------------------------------------------------------------------------------- encoding
+
+    def _encode(self, positions: np.ndarray) -> np.ndarray:
+        vectors = [
+            np.asarray(self.encode([self.texts[i] for i in positions[start : start + self.batch_size]]), np.float32)
+            for start in range(0, len(positions), self.batch_size)
+        ]
+        return np.concatenate(vectors) if vectors else np.zeros((0, self.vectors.shape[1]), np.float32)
+
+    def build(self, step: int = 0) -> None:
+        """Encodes every document with the current policy and indexes it."""
+        logger.info("Encoding the whole corpus (%d documents) at step %d", len(self), step)
+        self._set(np.arange(len(self)), self._encode(np.arange(len(self))), step)
+        self.last_rebuild = step
+
+    def _set(self, positions: np.ndarray, vectors: np.ndarray, step: int) -> None:
+        if self.vectors is None:
+            self.vectors = np.zeros((len(self), vectors.shape[1]), np.float32)
+            self.index = faiss.IndexIDMap2(faiss.IndexFlatIP(vectors.shape[1]))
+        ids = self.doc_ids[positions]
+        self.index.remove_ids(ids)
+        self.index.add_with_ids(vectors, ids)
+        self.vectors[positions] = vectors
+        self.refreshed_at[positions] = step
+
+    def refresh(self, step: int, touched_ids: Sequence[int] = ()) -> dict[str, float]:
+        """Brings the cache up to ``step``: the touched documents and the next rolling slice, or a full
+        rebuild when one is due. Called again for the same step it does nothing.
+
+        Returns:
+            ``refreshed`` (documents re-encoded), ``rebuilt`` (0/1), ``drift`` and ``drift_max``: mean and
+            largest ``1 - cos(cached, fresh)`` over the re-encoded documents, and ``staleness``: mean
+            steps since each document's vector was computed, after the refresh.
+        """
+        if self.vectors is None:
+            self.build(step)
+            return {"refreshed": len(self), "rebuilt": 1.0, "drift": 0.0, "drift_max": 0.0, "staleness": 0.0}
+        if step == self.last_step:
+            return {}
+        self.last_step = step
+        if self.rebuild_every and step - self.last_rebuild >= self.rebuild_every:
+            positions = np.arange(len(self))
+            self.last_rebuild = step
+        else:
+            unknown = [doc for doc in touched_ids if int(doc) not in self.position]
+            if unknown:
+                raise KeyError(f"Documents not in the corpus: {unknown[:5]}")
+            rolling = (self.cursor + np.arange(min(self.refresh_size, len(self)))) % len(self)
+            self.cursor = int((self.cursor + len(rolling)) % len(self))
+            touched = np.array([self.position[int(doc)] for doc in touched_ids], dtype=np.int64)
+            positions = np.unique(np.concatenate([touched, rolling]))
+        fresh = self._encode(positions)
+        drift = 1.0 - np.sum(self.vectors[positions] * fresh, axis=1)
+        self._set(positions, fresh, step)
+        return {
+            "refreshed": float(len(positions)),
+            "rebuilt": float(len(positions) == len(self)),
+            "drift": float(drift.mean()),
+            "drift_max": float(drift.max()),
+            "staleness": float(np.mean(step - self.refreshed_at)),
+        }
+
+    def search(self, queries: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray]:
+        """``(scores, doc_ids)`` of the ``k`` best documents per query row (best first)."""
+        if self.index is None:
+            raise RuntimeError("The index is empty: call build() or refresh() first")
+        queries = np.ascontiguousarray(queries, dtype=np.float32)
+        if queries.ndim != 2 or queries.shape[1] != self.vectors.shape[1]:
+            raise ValueError(f"Expected queries of shape (n, {self.vectors.shape[1]}), got {queries.shape}")
+        return self.index.search(queries, min(k, len(self)))
+
+    # ---------------------------------------------------------------------------------- save / load
+
+    def save(self, folder: str | Path) -> None:
+        """Writes vectors, ids and refresh state into ``folder`` (complete or absent: staged, then renamed)."""
+        folder = Path(folder)
+        staging = folder.with_name(folder.name + ".tmp")
+        shutil.rmtree(staging, ignore_errors=True)
+        staging.mkdir(parents=True)
+        np.save(staging / "vectors.npy", self.vectors)
+        np.save(staging / "doc_ids.npy", self.doc_ids)
+        np.save(staging / "refreshed_at.npy", self.refreshed_at)
+        state = {"cursor": self.cursor, "last_rebuild": self.last_rebuild, "last_step": self.last_step}
+        (staging / "state.json").write_text(json.dumps(state))
+        shutil.rmtree(folder, ignore_errors=True)
+        staging.rename(folder)
+
+    def load(self, folder: str | Path) -> None:
+        """Restores what :meth:`save` wrote, for the same corpus (ids must match)."""
+        folder = Path(folder)
+        doc_ids = np.load(folder / "doc_ids.npy")
+        if not np.array_equal(doc_ids, self.doc_ids):
+            raise ValueError(f"{folder} holds another corpus ({len(doc_ids)} ids, {len(self)} expected)")
+        self.vectors = None
+        self._set(np.arange(len(self)), np.load(folder / "vectors.npy"), 0)
+        self.refreshed_at = np.load(folder / "refreshed_at.npy")
+        state = json.loads((folder / "state.json").read_text())
+        self.cursor, self.last_rebuild, self.last_step = state["cursor"], state["last_rebuild"], state["last_step"]

@@ -1,0 +1,119 @@
+"""Stage 2: GRPO on the LLM inside search-r3, rewarded by how well each reasoning's embedding retrieves."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+from sentence_transformers import SentenceTransformer
+from transformers.trainer_utils import PREFIX_CHECKPOINT_DIR
+from trl import GRPOConfig, GRPOTrainer
+
+from st_search_r3.corpus_index import CorpusIndex
+from st_search_r3.embedding import last_token_embedding, left_pad
+from st_search_r3.reward import dcg_reward, format_reward
+
+CORPUS_INDEX_DIR = "corpus_index"
+
+
+class SearchR3GRPOTrainer(GRPOTrainer):
+    """TRL's ``GRPOTrainer`` for the LLM of a search-r3 ``SentenceTransformer``.
+
+    For each training query GRPO samples ``num_generations`` reasonings that end at ``<|embed_token|>``
+    (EOS or the budget also end them; the token is then appended, as at inference). Each completion's
+    embedding is the policy's own last hidden state at that token, computed without gradients right
+    after generation (:meth:`_generate`) and handed to the reward functions as the ``embedding``
+    column. Two rewards (see :mod:`st_search_r3.reward`), weighted by ``args.reward_weights``:
+    ``ranking_reward``, nDCG@``ranking_k`` of the query's ``relevant_ids`` in the cached corpus, and
+    ``format_reward``. The corpus cache is refreshed once per step before ranking, and saved in every
+    checkpoint (``corpus_index/``). Everything else (loss, LoRA via ``peft_config``, accelerate, vLLM)
+    is TRL's.
+
+    Args:
+        model: A search-r3 SentenceTransformer; its LLM is trained in place, so ``model`` always encodes
+            with the current policy.
+        corpus: The cached corpus, encoded with ``model``'s documents path.
+        args: GRPO settings; ``max_completion_length`` must be ``max_reasoning_tokens + 1``.
+        train_dataset: ``prompt`` (chat messages: the reasoning prompt and the query) and
+            ``relevant_ids`` (document ids in ``corpus``).
+        ranking_k: Depth of the ranking reward.
+        peft_config, callbacks: As for ``GRPOTrainer``.
+    """
+
+    def __init__(
+        self,
+        model: SentenceTransformer,
+        corpus: CorpusIndex,
+        args: GRPOConfig,
+        train_dataset,
+        ranking_k: int = 100,
+        peft_config=None,
+        callbacks=None,
+    ) -> None:
+        module = model[0]
+        if args.max_completion_length != module.max_reasoning_tokens + 1:
+            raise ValueError(
+                f"max_completion_length must be max_reasoning_tokens + 1 = {module.max_reasoning_tokens + 1} "
+                f"(the reasoning and the embed token), got {args.max_completion_length}"
+            )
+        self.search_r3 = model
+        self.corpus = corpus
+        self.ranking_k = ranking_k
+        self.embed_token_id = module.embed_token_id
+        self.max_reasoning_tokens = module.max_reasoning_tokens
+        # A completion is finished when it emits the embed token, not only at EOS.
+        module.auto_model.generation_config.eos_token_id = module.stop_token_ids()
+        super().__init__(
+            model=module.auto_model,
+            reward_funcs=[self.ranking_reward, self.format_reward],
+            args=args,
+            train_dataset=train_dataset,
+            processing_class=module.tokenizer,
+            peft_config=peft_config,
+            callbacks=callbacks,
+        )
+
+    # ---------------------------------------------------------------------------------- embeddings
+
+    def _generate(self, prompts: list):
+        output = super()._generate(prompts)
+        prompt_ids, completion_ids, extra_fields = output[0], output[1], output[5]
+        extra_fields["embedding"] = list(self.embed_completions(prompt_ids, completion_ids))
+        return output
+
+    @torch.no_grad()
+    def embed_completions(self, prompt_ids: list[list[int]], completion_ids: list[list[int]]) -> np.ndarray:
+        """Unit vectors at ``<|embed_token|>`` after each completion's reasoning, from the current policy."""
+        stops = set(self.search_r3[0].stop_token_ids())
+        sequences = []
+        for prompt, completion in zip(prompt_ids, completion_ids, strict=True):
+            reasoning = completion[:-1] if completion and completion[-1] in stops else completion
+            sequences.append(list(prompt) + list(reasoning[: self.max_reasoning_tokens]) + [self.embed_token_id])
+        model = self.accelerator.unwrap_model(self.model)
+        input_ids, attention_mask = left_pad(sequences, self.processing_class.pad_token_id, model.device)
+        hidden = last_token_embedding(model, input_ids, attention_mask)
+        return F.normalize(hidden.float(), dim=-1).cpu().numpy()
+
+    # ------------------------------------------------------------------------------------- rewards
+
+    def ranking_reward(self, completions, embedding, relevant_ids, trainer_state, log_metric, **kwargs) -> list[float]:
+        """nDCG@k of each completion's relevant documents among the cached corpus (refreshed first)."""
+        touched = sorted({doc for ids in relevant_ids for doc in ids})
+        for name, value in self.corpus.refresh(trainer_state.global_step, touched).items():
+            log_metric(f"corpus/{name}", value)
+        _, ranked = self.corpus.search(np.stack(embedding), self.ranking_k)
+        return [dcg_reward(row.tolist(), ids, self.ranking_k) for row, ids in zip(ranked, relevant_ids, strict=True)]
+
+    def format_reward(self, completions, completion_ids, **kwargs) -> list[float]:
+        """1 for a completion that ends with the embed token within the reasoning budget, else 0."""
+        return [format_reward(ids, self.embed_token_id, self.max_reasoning_tokens) for ids in completion_ids]
+
+    # ---------------------------------------------------------------------------------- checkpoints
+
+    def _save_checkpoint(self, model, trial):
+        super()._save_checkpoint(model, trial)
+        if self.args.should_save and self.corpus.vectors is not None:
+            folder = Path(self._get_output_dir(trial=trial)) / f"{PREFIX_CHECKPOINT_DIR}-{self.state.global_step}"
+            self.corpus.save(folder / CORPUS_INDEX_DIR)
