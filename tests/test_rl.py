@@ -6,6 +6,7 @@ import sys
 from pathlib import Path
 
 import numpy as np
+from datasets import Dataset
 from sentence_transformers import SentenceTransformer
 
 ROOT = Path(__file__).parent.parent
@@ -53,3 +54,49 @@ def test_smoke_config_runs_two_grpo_steps_with_the_cached_corpus(tiny_model, tin
     assert "Loaded the corpus cache of" in resumed.stderr and "checkpoint-2" in resumed.stderr
     assert "Encoding the whole corpus" not in resumed.stderr
     assert json.loads((final / "training_record.json").read_text())["steps"] == 3
+
+
+def test_completion_embeddings_match_encode_query_with_that_reasoning(tiny_model, tmp_path):
+    from trl import GRPOConfig
+
+    from st_search_r3.corpus_index import CorpusIndex
+    from st_search_r3.reward import dcg_reward
+    from st_search_r3.rl_trainer import SearchR3GRPOTrainer
+
+    module = tiny_model[0]
+    documents = ["a wild cat", "a sponge", "a small boat"]
+    corpus = CorpusIndex([0, 1, 2], documents, lambda texts: tiny_model.encode_document(texts))
+    query = "large feline of the savanna"
+    prompt = [{"role": "system", "content": module.reasoning_prompt}, {"role": "user", "content": query}]
+    args = GRPOConfig(
+        output_dir=str(tmp_path),
+        num_generations=2,
+        per_device_train_batch_size=2,
+        max_completion_length=module.max_reasoning_tokens + 1,
+        use_cpu=True,
+        bf16=False,
+        gradient_checkpointing=False,
+        report_to="none",
+    )
+    dataset = Dataset.from_dict({"prompt": [prompt] * 2, "relevant_ids": [[0]] * 2})
+    trainer = SearchR3GRPOTrainer(tiny_model, corpus, args, dataset, ranking_k=3)
+
+    # TRL renders the chat prompt exactly as the module does for encode_query.
+    prompt_ids = trainer._tokenize_prompts([prompt])[0][0]
+    assert list(prompt_ids) == module.query_prompt_ids(query)
+
+    reasoning_ids = module.prompts.encode("big cat, lion")
+    completions = [reasoning_ids + [module.embed_token_id], reasoning_ids + [module.tokenizer.eos_token_id]]
+    vectors = trainer.embed_completions([prompt_ids, prompt_ids], completions)
+    expected = tiny_model.encode_query([(query, "big cat, lion")])
+    np.testing.assert_allclose(vectors, np.repeat(expected, 2, axis=0), atol=1e-5)
+
+    state = type("State", (), {"global_step": 0})()
+    rewards = trainer.ranking_reward(
+        [None] * 2, list(vectors), [[0], [1]], trainer_state=state, log_metric=lambda *a: None
+    )
+    # The cache was built on first use; with k = the corpus size every relevant document is ranked.
+    _, ranked = corpus.search(vectors, 3)
+    assert rewards == [dcg_reward(ranked[0].tolist(), [0], 3), dcg_reward(ranked[1].tolist(), [1], 3)]
+    assert min(rewards) >= 0.5
+    assert trainer.format_reward(None, completions) == [1.0, 0.0]
