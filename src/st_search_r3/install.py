@@ -26,6 +26,7 @@ logger = logging.getLogger(__name__)
 MODEL_NAME = "search-r3"
 HUB_ID = f"sentence-transformers/{MODEL_NAME}"
 SHIPPED_WEIGHTS = Path(__file__).parent / "weights"
+DOCUMENTATION_FILES = {"scores.md", "curves.png"}
 
 
 def _repo_dir() -> Path:
@@ -43,10 +44,14 @@ def shipped_weights(base_model: str = DEFAULT_BASE_MODEL) -> Path | None:
 
 
 def revision(base_model: str = DEFAULT_BASE_MODEL, weights: Path | None = None) -> str:
-    """A 40-hex revision that changes whenever what install would build changes."""
+    """A 40-hex revision that changes whenever the vectors install's model would give change.
+
+    Files that only document the weights (the scores table and curves of the model card) are left out,
+    so adding scores measured on a revision does not make a new one.
+    """
     digest = hashlib.sha1(f"st-search-r3 {__version__} base={base_model}".encode())
     for path in sorted(Path(weights).glob("*")) if weights else []:
-        if path.is_file():
+        if path.is_file() and path.name not in DOCUMENTATION_FILES:
             digest.update(path.name.encode() + path.read_bytes())
     return digest.hexdigest()
 
