@@ -45,7 +45,8 @@ def policy_step(model: SentenceTransformer, queries: list[str], generations: int
     ids, mask = left_pad(prompts, module.tokenizer.pad_token_id)
     start = time.perf_counter()
     with torch.no_grad():
-        config = module.reasoning_generation_config(do_sample=True, temperature=1.0)
+        config = module.reasoning_generation_config()
+        config.do_sample, config.temperature = True, 1.0  # GRPO samples
         sequences = llm.generate(input_ids=ids, attention_mask=mask, generation_config=config)
         full_mask = torch.cat([mask, torch.ones_like(sequences[:, ids.shape[1] :])], dim=1)
         last_token_embedding(llm, sequences, full_mask)  # each completion's embedding
@@ -81,7 +82,7 @@ def main() -> None:
     torch.manual_seed(0)
     model = SentenceTransformer(modules=[SearchR3(max_reasoning_tokens=64)])
     model.eval()
-    dim = model.get_sentence_embedding_dimension()
+    dim = model.get_embedding_dimension()
 
     def encode(texts: list[str]) -> np.ndarray:
         return model.encode_document(texts, batch_size=16, convert_to_numpy=True, normalize_embeddings=True)
