@@ -82,13 +82,11 @@ def search_r3_revision() -> str:
     return installed_path().name
 
 
-def folder_revision(folder: str) -> str:
-    """A digest of the files of a model folder (its adapter and settings)."""
-    digest = hashlib.sha1()
-    for path in sorted(Path(folder).glob("*")):
-        if path.is_file():
-            digest.update(path.name.encode() + path.read_bytes())
-    return digest.hexdigest()
+def rl_revision(folder: str) -> str:
+    """The digest install uses for weights, over the files of an RL output folder."""
+    from st_search_r3.install import revision
+
+    return revision(weights=Path(folder))
 
 
 def untrained_revision() -> str:
@@ -112,7 +110,7 @@ def add_rl_models(folder: str) -> None:
     """Rows for a stage-2 model folder (``train/rl.py``'s ``final``), next to the shipped default."""
     for reasoning in (False, True):
         name = f"search-r3 RL, reasoning {'on' if reasoning else 'off'}"
-        MODELS[name] = (lambda precision, r=reasoning: search_r3(r, precision, folder), lambda: folder_revision(folder))
+        MODELS[name] = (lambda precision, r=reasoning: search_r3(r, precision, folder), lambda: rl_revision(folder))
 
 
 def evaluate(model_name: str, task_class, split: str, precision: str, batch_size: int) -> dict:
