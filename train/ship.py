@@ -15,6 +15,7 @@ from pathlib import Path
 import torch
 from safetensors.torch import load_file, save_file
 
+from st_search_r3.atomic import staged_folder
 from st_search_r3.install import SHIPPED_WEIGHTS
 
 COPIED = [
@@ -34,23 +35,19 @@ def main() -> None:
     parser.add_argument("--scores", type=Path, help="a markdown scores table for the model card")
     args = parser.parse_args()
 
-    staging = SHIPPED_WEIGHTS.with_name(SHIPPED_WEIGHTS.name + ".tmp")
-    shutil.rmtree(staging, ignore_errors=True)
-    staging.mkdir()
-    tensors = load_file(args.run / "adapter_model.safetensors")
-    save_file(
-        {name: tensor.to(torch.bfloat16) for name, tensor in tensors.items()}, staging / "adapter_model.safetensors"
-    )
-    for name in COPIED:
-        if (args.run / name).is_file():
-            shutil.copy(args.run / name, staging / name)
-    curves = args.run.parent / "curves.png"
-    if curves.is_file():
-        shutil.copy(curves, staging / "curves.png")
-    if args.scores:
-        shutil.copy(args.scores, staging / "scores.md")
-    shutil.rmtree(SHIPPED_WEIGHTS, ignore_errors=True)
-    staging.rename(SHIPPED_WEIGHTS)
+    with staged_folder(SHIPPED_WEIGHTS) as staging:
+        tensors = load_file(args.run / "adapter_model.safetensors")
+        save_file(
+            {name: tensor.to(torch.bfloat16) for name, tensor in tensors.items()}, staging / "adapter_model.safetensors"
+        )
+        for name in COPIED:
+            if (args.run / name).is_file():
+                shutil.copy(args.run / name, staging / name)
+        curves = args.run.parent / "curves.png"
+        if curves.is_file():
+            shutil.copy(curves, staging / "curves.png")
+        if args.scores:
+            shutil.copy(args.scores, staging / "scores.md")
     for path in sorted(SHIPPED_WEIGHTS.iterdir()):
         print(f"{path.stat().st_size / 1e6:8.2f} MB  {path}")
 

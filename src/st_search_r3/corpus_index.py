@@ -11,12 +11,13 @@ from __future__ import annotations
 
 import json
 import logging
-import shutil
 from collections.abc import Callable, Sequence
 from pathlib import Path
 
 import faiss
 import numpy as np
+
+from st_search_r3.atomic import staged_folder
 
 logger = logging.getLogger(__name__)
 
@@ -149,17 +150,12 @@ class CorpusIndex:
 
     def save(self, folder: str | Path) -> None:
         """Writes vectors, ids and refresh state into ``folder`` (complete or absent: staged, then renamed)."""
-        folder = Path(folder)
-        staging = folder.with_name(folder.name + ".tmp")
-        shutil.rmtree(staging, ignore_errors=True)
-        staging.mkdir(parents=True)
-        np.save(staging / "vectors.npy", self.vectors)
-        np.save(staging / "doc_ids.npy", self.doc_ids)
-        np.save(staging / "refreshed_at.npy", self.refreshed_at)
-        state = {"cursor": self.cursor, "last_rebuild": self.last_rebuild, "last_step": self.last_step}
-        (staging / "state.json").write_text(json.dumps(state))
-        shutil.rmtree(folder, ignore_errors=True)
-        staging.rename(folder)
+        with staged_folder(folder) as staging:
+            np.save(staging / "vectors.npy", self.vectors)
+            np.save(staging / "doc_ids.npy", self.doc_ids)
+            np.save(staging / "refreshed_at.npy", self.refreshed_at)
+            state = {"cursor": self.cursor, "last_rebuild": self.last_rebuild, "last_step": self.last_step}
+            (staging / "state.json").write_text(json.dumps(state))
 
     def load(self, folder: str | Path) -> None:
         """Restores what :meth:`save` wrote, for the same corpus (ids must match)."""

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import json
 import logging
-import shutil
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -14,6 +13,7 @@ from sentence_transformers import SentenceTransformer
 from sentence_transformers.sentence_transformer.evaluation import InformationRetrievalEvaluator
 from transformers import TrainerCallback
 
+from st_search_r3.atomic import staged_folder
 from st_search_r3.base_model import DEFAULT_BASE_MODEL
 from st_search_r3.data.build import data_dir
 from st_search_r3.data.retrieval_split import RetrievalSplit
@@ -182,14 +182,10 @@ def last_complete_checkpoint(output_dir: str) -> str | None:
 def save_atomically(model: SentenceTransformer, folder: str | Path, extra_files: dict[str, str] | None = None) -> None:
     """Saves the model (and ``extra_files``: name to text) into ``<folder>.tmp``, then renames it into
     place: ``folder`` is either complete or absent."""
-    folder = Path(folder)
-    staging = folder.with_name(folder.name + ".tmp")
-    shutil.rmtree(staging, ignore_errors=True)
-    model.save(str(staging))
-    for name, text in (extra_files or {}).items():
-        (staging / name).write_text(text)
-    shutil.rmtree(folder, ignore_errors=True)
-    staging.rename(folder)
+    with staged_folder(folder) as staging:
+        model.save(str(staging))
+        for name, text in (extra_files or {}).items():
+            (staging / name).write_text(text)
 
 
 class DevRetrievalEvaluator(InformationRetrievalEvaluator):
