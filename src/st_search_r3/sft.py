@@ -264,8 +264,18 @@ def plot_curves(log_path: Path, png_path: Path, panels: dict[str, str]) -> None:
     figure, axes = plt.subplots(1, len(panels), figsize=(5 * len(panels), 3.6), squeeze=False)
     for axis, (title, ending) in zip(axes[0], panels.items()):
         points = [(r["step"], v) for r in rows for k, v in r.items() if k == ending or k.endswith("_" + ending)]
-        if points:
-            axis.plot(*zip(*points), marker="o" if len(points) < 30 else None)
+        if len(points) >= 30:  # per-step values of a few queries are noisy: draw a running mean over them
+            steps, values = zip(*points)
+            axis.plot(steps, values, alpha=0.35, label="per step")
+            window = max(5, len(points) // 10)
+            mean = [
+                sum(values[max(0, i - window + 1) : i + 1]) / len(values[max(0, i - window + 1) : i + 1])
+                for i in range(len(values))
+            ]
+            axis.plot(steps, mean, label=f"mean of the last {window}")
+            axis.legend(fontsize=8)
+        elif points:
+            axis.plot(*zip(*points), marker="o")
         axis.set(title=title, xlabel="step")
     figure.tight_layout()
     figure.savefig(png_path, dpi=110)
