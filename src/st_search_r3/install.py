@@ -26,7 +26,7 @@ logger = logging.getLogger(__name__)
 MODEL_NAME = "search-r3"
 HUB_ID = f"sentence-transformers/{MODEL_NAME}"
 SHIPPED_WEIGHTS = Path(__file__).parent / "weights"
-DOCUMENTATION_FILES = {"scores.md", "curves.png"}
+DOCUMENTATION_FILES = {"scores.md", "curves.png", "rl_curves.png"}
 
 
 def _repo_dir() -> Path:
@@ -122,6 +122,8 @@ def _model_card(base_model: str, weights: Path | None, module) -> str:
     record = weights / "training_record.json" if weights else None
     if record is not None and record.is_file():
         training = f"**Training:** stage 1 (supervised), merged from `{weights}`; {_summary(record)}"
+        if (weights / "rl_training_record.json").is_file():
+            training += " " + _rl_summary(weights / "rl_training_record.json")
         if (weights / "scores.md").is_file():
             training += "\n\n" + (weights / "scores.md").read_text(encoding="utf-8").strip()
     elif weights is not None:
@@ -167,6 +169,21 @@ def _summary(record_path: Path) -> str:
         f"{', '.join(config['sources'])}; {config.get('reasoning_queries', 0)} anchors after the base model's "
         f"own reasoning) in {record['train_seconds_this_run'] / 3600:.2f} h "
         f"on a 2-core CPU ({record['pairs_per_second']:.2f} pairs/s). Data sha256 in `training_record.json`."
+    )
+
+
+def _rl_summary(record_path: Path) -> str:
+    record = json.loads(record_path.read_text())
+    config, grpo = record["config"], record["grpo_arguments"]
+    generations = grpo["num_generations"]
+    dev = [entry["dev_ndcg@10"] for entry in record["log_history"] if "dev_ndcg@10" in entry]
+    progress = f"; dev nDCG@10 with reasoning {100 * dev[0]:.1f} -> {100 * dev[-1]:.1f}" if dev else ""
+    return (
+        f"Then stage 2 (GRPO, `train/rl.py`): a LoRA r={config['lora_r']} on the merged stage-1 model, "
+        f"{record['steps']} steps of {grpo['per_device_train_batch_size'] // generations} queries x {generations} "
+        f"sampled reasonings ({config['source']}, ranked among {config['corpus_size']:,} cached documents) in "
+        f"{record['train_seconds_this_run'] / 3600:.2f} h{progress}; shipped stacked on the stage-1 adapter "
+        "(`rl_training_record.json`)."
     )
 
 
