@@ -141,7 +141,7 @@ def evaluate(model_name: str, task_class, split: str, precision: str, batch_size
     return entry
 
 
-def write_outputs(entries: list[dict], split: str, command: str) -> None:
+def write_outputs(entries: list[dict], split: str, suffix: str, command: str) -> None:
     tasks = list(dict.fromkeys(entry["task"] for entry in entries))
     models = list(dict.fromkeys(entry["model"] for entry in entries))
     table = {(entry["model"], entry["task"]): entry for entry in entries}
@@ -156,8 +156,9 @@ def write_outputs(entries: list[dict], split: str, command: str) -> None:
         ndcgs = [cell["ndcg_at_10"] for cell in cells if cell]
         row = [f"{100 * c['ndcg_at_10']:.1f} / {100 * c['recall_at_10']:.1f}" if c else "-" for c in cells]
         lines.append(f"| {model} | " + " | ".join(row) + f" | {100 * sum(ndcgs) / max(len(ndcgs), 1):.1f} |")
-    (RESULTS / f"quality_{split}.md").write_text("\n".join(lines) + "\n")
-    (RESULTS / f"quality_{split}.json").write_text(json.dumps({"command": command, "results": entries}, indent=2))
+    output = RESULTS / f"quality_{split}{suffix}"
+    output.with_suffix(".md").write_text("\n".join(lines) + "\n")
+    output.with_suffix(".json").write_text(json.dumps({"command": command, "results": entries}, indent=2))
     print("\n".join(lines))
 
     import matplotlib
@@ -177,7 +178,7 @@ def write_outputs(entries: list[dict], split: str, command: str) -> None:
     axis.set_title(f"Retrieval quality, {split} splits")
     axis.legend(fontsize=8)
     figure.tight_layout()
-    figure.savefig(RESULTS / f"quality_{split}.png", dpi=120)
+    figure.savefig(output.with_suffix(".png"), dpi=120)
 
 
 def main() -> None:
@@ -204,7 +205,7 @@ def main() -> None:
         for model in args.models
         for task in args.tasks
     ]
-    write_outputs(entries, args.split + args.output_suffix, command)
+    write_outputs(entries, args.split, args.output_suffix, command)
 
 
 if __name__ == "__main__":
