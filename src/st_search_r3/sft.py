@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import logging
+import statistics
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -268,10 +269,7 @@ def plot_curves(log_path: Path, png_path: Path, panels: dict[str, str]) -> None:
             steps, values = zip(*points)
             axis.plot(steps, values, alpha=0.35, label="per step")
             window = max(5, len(points) // 10)
-            mean = [
-                sum(values[max(0, i - window + 1) : i + 1]) / len(values[max(0, i - window + 1) : i + 1])
-                for i in range(len(values))
-            ]
+            mean = [statistics.fmean(values[max(0, i - window + 1) : i + 1]) for i in range(len(values))]
             axis.plot(steps, mean, label=f"mean of the last {window}")
             axis.legend(fontsize=8)
         elif points:
