@@ -56,14 +56,9 @@ def main() -> None:
 
 
 def ship(run: Path, staging: Path) -> None:
-    tensors = load_file(run / "adapter_model.safetensors")
-    save_file({k: v.to(torch.bfloat16) for k, v in tensors.items()}, staging / "adapter_model.safetensors")
-    shutil.copy(run / "adapter_config.json", staging / "adapter_config.json")
-    for name in COPIED:
-        if (run / name).is_file():
-            shutil.copy(run / name, staging / name)
-    if (run.parent / "curves.png").is_file():
-        shutil.copy(run.parent / "curves.png", staging / "curves.png")
+    config = json.loads((run / "adapter_config.json").read_text())
+    write_adapter(staging, load_file(run / "adapter_model.safetensors"), config, run)
+    copy_if_present({run.parent / "curves.png": "curves.png"}, staging)
 
 
 def ship_stacked(run: Path, stage1: Path, staging: Path) -> None:
@@ -82,15 +77,22 @@ def ship_stacked(run: Path, stage1: Path, staging: Path) -> None:
         load_file(run / "adapter_model.safetensors"),
         run_config,
     )
+    write_adapter(staging, tensors, config, stage1)
+    copy_if_present({stage1 / "curves.png": "curves.png", run.parent / "curves.png": "rl_curves.png"}, staging)
+    shutil.copy(run / "training_record.json", staging / "rl_training_record.json")
+
+
+def write_adapter(staging: Path, tensors: dict, config: dict, files_from: Path) -> None:
+    """The adapter in bfloat16, its config, and the ``COPIED`` files of ``files_from``."""
     save_file({k: v.to(torch.bfloat16) for k, v in tensors.items()}, staging / "adapter_model.safetensors")
     (staging / "adapter_config.json").write_text(json.dumps(config, indent=2))
-    for name in COPIED:
-        if (stage1 / name).is_file():
-            shutil.copy(stage1 / name, staging / name)
-    for source, name in [(stage1 / "curves.png", "curves.png"), (run.parent / "curves.png", "rl_curves.png")]:
+    copy_if_present({files_from / name: name for name in COPIED}, staging)
+
+
+def copy_if_present(sources: dict[Path, str], staging: Path) -> None:
+    for source, name in sources.items():
         if source.is_file():
             shutil.copy(source, staging / name)
-    shutil.copy(run / "training_record.json", staging / "rl_training_record.json")
 
 
 if __name__ == "__main__":
