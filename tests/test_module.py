@@ -1,7 +1,5 @@
 from __future__ import annotations
 
-import functools
-
 import numpy as np
 import pytest
 import torch
@@ -37,7 +35,7 @@ class ForceEndings(LogitsProcessor):
 
 def full_forward_embedding(module: SearchR3, query: str, reasoning_ids: list[int]) -> torch.Tensor:
     prompt = module.query_prompt_ids(query)
-    ids, mask = left_pad([prompt + reasoning_ids + [module.embed_token_id]], module.tokenizer.pad_token_id)
+    ids, mask = left_pad([prompt + list(reasoning_ids) + [module.embed_token_id]], module.tokenizer.pad_token_id)
     with torch.inference_mode():
         return torch.nn.functional.normalize(last_token_embedding(module.auto_model, ids, mask), dim=-1)[0]
 
@@ -72,16 +70,21 @@ def test_kv_cache_embedding_equals_full_forward_for_every_ending(tiny_model, tex
     stop_ids = [module.tokenizer.eos_token_id, module.embed_token_id]
     # Row 0 emits the embed token at step 2, row 1 ends on EOS at step 5, row 2 runs out of budget.
     plan = [(module.embed_token_id, 2), (module.tokenizer.eos_token_id, 5), None]
-    generate = functools.partial(
-        module.auto_model.generate, logits_processor=LogitsProcessorList([ForceEndings(plan, stop_ids)])
-    )
+    original = module.auto_model.generate
+
+    def generate(*args, logits_processor=None, **kwargs):
+        forced = LogitsProcessorList([*(logits_processor or []), ForceEndings(plan, stop_ids)])
+        return original(*args, logits_processor=forced, **kwargs)
+
     monkeypatch.setattr(module.auto_model, "generate", generate)
     queries = texts["queries"][:3]
     with torch.inference_mode():  # the module itself: encode() would reorder the rows by length
         embeddings = module(module.preprocess(queries, task="query"), task="query")["sentence_embedding"].numpy()
 
-    reasoning = [module._reasoning_memory[module._memory_key(p)] for p in _prompts(module, queries)]
+    traces = module.reasoning_traces(queries)
+    reasoning = [trace.token_ids for trace in traces]
     assert [len(r) for r in reasoning] == [2, 5, module.max_reasoning_tokens]
+    assert [t.stop_token_id for t in traces] == [module.embed_token_id, module.tokenizer.eos_token_id, None]
     for query, ids, embedding in zip(queries, reasoning, embeddings):
         expected = full_forward_embedding(module, query, ids)
         assert cosines(embedding, expected.numpy()) > 0.99999
@@ -104,8 +107,8 @@ def test_reasoning_of_returns_the_text_behind_each_vector(tiny_model, texts):
     tiny_model.encode_query(texts["queries"][:2])
     reasoning = module.reasoning_of(texts["queries"][:2])
     assert len(reasoning) == 2 and all(isinstance(text, str) for text in reasoning)
-    remembered = [module._reasoning_memory[module._memory_key(p)] for p in _prompts(module, texts["queries"][:2])]
-    assert reasoning == [module.tokenizer.decode(ids, skip_special_tokens=True).strip() for ids in remembered]
+    remembered = [module._memory.get(module._memory_key(p)) for p in _prompts(module, texts["queries"][:2])]
+    assert reasoning == [module.tokenizer.decode(t.token_ids, skip_special_tokens=True).strip() for t in remembered]
     # Unseen queries are reasoned on demand, then the vectors reuse that reasoning.
     module.forget_reasoning()
     assert module.reasoning_of(texts["queries"][:2]) == reasoning
@@ -235,3 +238,28 @@ def test_document_answer_mask_covers_the_answer_prefix_and_token(tiny_model):
     assert features["input_ids"][0][features["answer_mask"][0].bool()].tolist() == answer
     with pytest.raises(TypeError):
         module.preprocess([("a", "pair")], task="document")
+
+
+def test_repetition_guards_are_saved_and_count_generated_tokens_only(tiny_llm, texts, tmp_path):
+    module = SearchR3(tiny_llm, max_reasoning_tokens=24, max_seq_length=192, no_repeat_ngram_size=2)
+    model = SentenceTransformer(modules=[module], similarity_fn_name="cosine")
+    model.encode_query(texts["queries"])
+    for trace in module.reasoning_traces(texts["queries"]):
+        bigrams = list(zip(trace.token_ids, trace.token_ids[1:]))
+        assert len(bigrams) == len(set(bigrams)), "no bigram of the reasoning repeats"
+    # The guard ignores the prompt: its first generated token is the unguarded greedy one.
+    plain = SearchR3(tiny_llm, max_reasoning_tokens=1, max_seq_length=192)
+    guarded = SearchR3(tiny_llm, max_reasoning_tokens=1, max_seq_length=192, repetition_penalty=50.0)
+    first = [t.token_ids[:1] for t in plain.reasoning_traces(texts["queries"])]
+    assert [t.token_ids[:1] for t in guarded.reasoning_traces(texts["queries"])] == first
+    model.save(str(tmp_path / "saved"))
+    loaded = SentenceTransformer(str(tmp_path / "saved"), trust_remote_code=True)
+    assert (loaded[0].no_repeat_ngram_size, loaded[0].repetition_penalty) == (2, 1.0)
+
+
+def test_reasoning_memory_is_bounded(tiny_llm, texts):
+    module = SearchR3(tiny_llm, max_reasoning_tokens=4, max_seq_length=192, reasoning_memory_size=2)
+    model = SentenceTransformer(modules=[module], similarity_fn_name="cosine")
+    model.encode_query(texts["queries"])
+    assert len(module._memory) == 2
+    assert len(module.reasoning_of(texts["queries"])) == len(texts["queries"])

@@ -140,3 +140,20 @@ def shared_prefix_hidden_states(
         use_cache=True,
     )
     return output.last_hidden_state
+
+
+class GeneratedTokensOnly:
+    """Runs a transformers logits processor on the generated columns of ``input_ids`` only.
+
+    Args:
+        processor: E.g. ``RepetitionPenaltyLogitsProcessor`` or ``NoRepeatNGramLogitsProcessor``.
+        prompt_width: Width of the left-padded prompt batch: every row's generation starts at that column.
+    """
+
+    def __init__(self, processor, prompt_width: int) -> None:
+        self.processor = processor
+        self.prompt_width = prompt_width
+
+    def __call__(self, input_ids: torch.Tensor, scores: torch.Tensor) -> torch.Tensor:
+        generated = input_ids[:, self.prompt_width :]
+        return self.processor(generated, scores) if generated.shape[1] else scores

@@ -16,10 +16,18 @@ except ImportError:  # Python < 3.11
 import torch
 import torch.nn.functional as F
 from sentence_transformers.base.modules import InputModule
-from transformers import AutoModelForCausalLM, AutoTokenizer, GenerationConfig
+from transformers import (
+    AutoModelForCausalLM,
+    AutoTokenizer,
+    GenerationConfig,
+    LogitsProcessorList,
+    NoRepeatNGramLogitsProcessor,
+    RepetitionPenaltyLogitsProcessor,
+)
 
 from st_search_r3.base_model import DEFAULT_BASE_MODEL, resolve_base_model
 from st_search_r3.embedding import (
+    GeneratedTokensOnly,
     common_prefix_length,
     embed_after_generation,
     last_token_embedding,
@@ -28,6 +36,7 @@ from st_search_r3.embedding import (
     shared_prefix_hidden_states,
 )
 from st_search_r3.prompting import EMBED_TOKEN, PromptBuilder, add_embed_token
+from st_search_r3.reasoning_memory import ReasoningMemory, Trace
 
 REASONING_PROMPT = (
     "You are a search expert. Before answering, enrich the user's input for retrieval: "
@@ -51,7 +60,9 @@ class SearchR3(InputModule):
 
     The reasoning behind each query vector is kept per query and returned by :meth:`reasoning_of`;
     re-encoding a query whose reasoning is known skips generation. That memory is dropped as soon as
-    any weight of the LLM changes in place (training); it is keyed by the prompt and the budget.
+    any weight of the LLM changes in place (training); it is keyed by the prompt and the decoding
+    settings, holds at most ``reasoning_memory_size`` queries (least recently used dropped first) and is
+    safe to use from several threads.
 
     Args:
         model_name_or_path: The causal LM: ``"SmolLM2-135M-Instruct"`` (the packaged default), a local
@@ -59,12 +70,17 @@ class SearchR3(InputModule):
         reasoning: Whether queries reason before embedding. Overridable per call:
             ``model.encode_query(texts, reasoning=False)``.
         max_reasoning_tokens: Most tokens of reasoning per query; ``<|embed_token|>`` follows after them.
+        repetition_penalty: Greedy reasoning's penalty on tokens it already wrote (1.0: none; CTRL's 1.2
+            is the usual guard). Only generated tokens count, not the prompt's.
+        no_repeat_ngram_size: Greedy reasoning never repeats an n-gram of its own of this size (0: off), the
+            standard guard against the loops small models fall into.
         max_seq_length: Longest prompt in tokens (template included, reasoning budget reserved for
             queries); longer texts lose their tail, never the instruction or the embed token.
         reasoning_prompt: System prompt of queries that reason.
         embedding_prompt: System prompt of documents, and of queries when reasoning is off.
         answer_prefix: Assistant text before ``<|embed_token|>`` when embedding without reasoning.
         normalize: L2-normalise the embeddings.
+        reasoning_memory_size: Most queries whose reasoning is remembered (0: none).
         precision: ``"float32"`` (default: batched and one-by-one vectors agree to a cosine > 0.9999), or
             ``"bfloat16"`` to hold the LLM's weights in bf16 for inference: about 2x faster on CPUs with
             bf16 support, but rounding then depends on the batch, and greedy reasoning can change with
@@ -77,11 +93,14 @@ class SearchR3(InputModule):
     config_keys = [
         "reasoning",
         "max_reasoning_tokens",
+        "repetition_penalty",
+        "no_repeat_ngram_size",
         "max_seq_length",
         "reasoning_prompt",
         "embedding_prompt",
         "answer_prefix",
         "normalize",
+        "reasoning_memory_size",
         "precision",
     ]
     forward_kwargs = {"task", "reasoning"}
@@ -92,11 +111,14 @@ class SearchR3(InputModule):
         model_name_or_path: str = DEFAULT_BASE_MODEL,
         reasoning: bool = True,
         max_reasoning_tokens: int = 128,
+        repetition_penalty: float = 1.0,
+        no_repeat_ngram_size: int = 0,
         max_seq_length: int = 512,
         reasoning_prompt: str = REASONING_PROMPT,
         embedding_prompt: str = EMBEDDING_PROMPT,
         answer_prefix: str = ANSWER_PREFIX,
         normalize: bool = True,
+        reasoning_memory_size: int = 100_000,
         precision: str = "float32",
         model_kwargs: dict[str, Any] | None = None,
         processor_kwargs: dict[str, Any] | None = None,
@@ -104,8 +126,16 @@ class SearchR3(InputModule):
         super().__init__()
         if max_reasoning_tokens < 1:
             raise ValueError(f"max_reasoning_tokens must be >= 1, got {max_reasoning_tokens}")
+        if repetition_penalty <= 0 or no_repeat_ngram_size < 0:
+            raise ValueError(
+                f"repetition_penalty must be > 0 and no_repeat_ngram_size >= 0, got {repetition_penalty}, "
+                f"{no_repeat_ngram_size}"
+            )
         self.reasoning = reasoning
         self.max_reasoning_tokens = max_reasoning_tokens
+        self.repetition_penalty = repetition_penalty
+        self.no_repeat_ngram_size = no_repeat_ngram_size
+        self.reasoning_memory_size = reasoning_memory_size
         self.max_seq_length = max_seq_length
         self.reasoning_prompt = reasoning_prompt
         self.embedding_prompt = embedding_prompt
@@ -137,8 +167,7 @@ class SearchR3(InputModule):
         if precision == "bfloat16":
             self.auto_model.to(torch.bfloat16)
         self.prompts = PromptBuilder(self.tokenizer, max_seq_length)
-        self._reasoning_memory: dict[tuple, list[int]] = {}
-        self._memory_stamp: tuple = ()
+        self._memory = ReasoningMemory(reasoning_memory_size)
         # Truncation must leave room for the reasoning and the answer: fail now, not on the first text.
         self.preprocess([""], task="query", reasoning=True)
         self.preprocess([""], task="document")
@@ -178,11 +207,11 @@ class SearchR3(InputModule):
             sequences = []
             for text, thought in items:
                 prompt_ids = self.query_prompt_ids(text)
-                remembered = memory.get(self._memory_key(prompt_ids))
+                remembered = memory.get(self._memory_key(prompt_ids)) if thought is None else None
                 if thought is not None:
                     answer = self.prompts.encode(thought)[: self.max_reasoning_tokens] + [self.embed_token_id]
                 elif remembered is not None:
-                    answer = remembered + [self.embed_token_id]
+                    answer = [*remembered.token_ids, self.embed_token_id]
                 else:
                     answer = []
                 sequences.append((prompt_ids, answer))
@@ -247,7 +276,8 @@ class SearchR3(InputModule):
         return sorted({self.tokenizer.eos_token_id, self.tokenizer.pad_token_id, self.embed_token_id})
 
     def reasoning_generation_config(self, **overrides) -> GenerationConfig:
-        """Greedy decoding within ``max_reasoning_tokens``, stopping at :meth:`stop_token_ids`."""
+        """Greedy decoding within ``max_reasoning_tokens``, stopping at :meth:`stop_token_ids` (the
+        repetition guards come separately: :meth:`reasoning_logits_processors`)."""
         return GenerationConfig(
             max_new_tokens=self.max_reasoning_tokens,
             do_sample=False,
@@ -256,6 +286,21 @@ class SearchR3(InputModule):
             **overrides,
         )
 
+    def reasoning_logits_processors(self, prompt_width: int) -> LogitsProcessorList:
+        """The repetition guards (``repetition_penalty``, ``no_repeat_ngram_size``) over the generated tokens
+        only: transformers' own processors would also count the prompt, and so penalise the query's words,
+        the chat template and the embed token named in the system prompt.
+
+        Args:
+            prompt_width: Columns of the left-padded prompt batch; generated tokens start there.
+        """
+        guards = []
+        if self.repetition_penalty != 1.0:
+            guards.append(RepetitionPenaltyLogitsProcessor(self.repetition_penalty))
+        if self.no_repeat_ngram_size:
+            guards.append(NoRepeatNGramLogitsProcessor(self.no_repeat_ngram_size))
+        return LogitsProcessorList([GeneratedTokensOnly(guard, prompt_width) for guard in guards])
+
     def _embed_queries(self, input_ids: torch.Tensor, attention_mask: torch.Tensor) -> torch.Tensor:
         """One forward pass for queries whose reasoning is known; reasoning first for the others."""
         known = input_ids[:, -1] == self.embed_token_id
@@ -263,23 +308,29 @@ class SearchR3(InputModule):
         if known.any():
             embeddings[known] = last_token_embedding(self.auto_model, input_ids[known], attention_mask[known]).float()
         if not known.all():
-            embeddings[~known] = self._reason_and_embed(input_ids[~known], attention_mask[~known]).float()
+            embeddings[~known] = self._reason_and_embed(input_ids[~known], attention_mask[~known])[0].float()
         return embeddings
 
-    def _reason_and_embed(self, input_ids: torch.Tensor, attention_mask: torch.Tensor) -> torch.Tensor:
+    def _reason_and_embed(
+        self, input_ids: torch.Tensor, attention_mask: torch.Tensor
+    ) -> tuple[torch.Tensor, list[Trace]]:
         """Greedy reasoning, then the embed token's hidden state from the generation's KV cache."""
         stop_ids = self.stop_token_ids()
         output = self.auto_model.generate(
             input_ids=input_ids,
             attention_mask=attention_mask,
             generation_config=self.reasoning_generation_config(return_dict_in_generate=True, use_cache=True),
+            logits_processor=self.reasoning_logits_processors(input_ids.shape[1]),
         )
         generated = output.sequences[:, input_ids.shape[1] :]
         lengths = reasoning_lengths(generated, stop_ids)
         memory = self._current_memory()
+        traces = []
         for prompt_row, mask_row, row, length in zip(input_ids, attention_mask, generated, lengths.tolist()):
-            memory[self._memory_key(prompt_row[mask_row.bool()].tolist())] = row[:length].tolist()
-        return embed_after_generation(
+            trace = Trace(tuple(row[:length].tolist()), int(row[length]) if length < len(row) else None)
+            memory.put(self._memory_key(prompt_row[mask_row.bool()].tolist()), trace)
+            traces.append(trace)
+        embeddings = embed_after_generation(
             self.auto_model,
             output.past_key_values,
             attention_mask,
@@ -288,6 +339,7 @@ class SearchR3(InputModule):
             self.embed_token_id,
             self.tokenizer.pad_token_id,
         )
+        return embeddings, traces
 
     # ---------------------------------------------------------------------------- reasoning, visible
 
@@ -301,35 +353,40 @@ class SearchR3(InputModule):
             queries: Query texts, exactly as passed to ``encode_query`` (any prompt included).
             batch_size: Batch size for queries that still need reasoning.
         """
+        return [
+            self.tokenizer.decode(trace.token_ids, skip_special_tokens=True).strip()
+            for trace in self.reasoning_traces(queries, batch_size)
+        ]
+
+    def reasoning_traces(self, queries: list[str], batch_size: int = 16) -> list[Trace]:
+        """Like :meth:`reasoning_of`, as :class:`~st_search_r3.reasoning_memory.Trace` objects: the reasoning's
+        token ids and the token that ended it (``<|embed_token|>`` when the model wrote it itself, EOS, or
+        ``None`` when the budget ran out)."""
         prompts = [self.query_prompt_ids(text) for text, _ in self._check_inputs(queries, allow_pairs=False)]
         memory = self._current_memory()
-        missing = [i for i, ids in enumerate(prompts) if self._memory_key(ids) not in memory]
+        traces = [memory.get(self._memory_key(ids)) for ids in prompts]
+        missing = [i for i, trace in enumerate(traces) if trace is None]
         device = self.auto_model.device
         with torch.inference_mode():
             for start in range(0, len(missing), batch_size):
                 rows = missing[start : start + batch_size]
                 ids, mask = left_pad([prompts[i] for i in rows], self.tokenizer.pad_token_id, device=device)
-                self._reason_and_embed(ids, mask)
-        memory = self._current_memory()
-        return [
-            self.tokenizer.decode(memory[self._memory_key(ids)], skip_special_tokens=True).strip() for ids in prompts
-        ]
+                for row, trace in zip(rows, self._reason_and_embed(ids, mask)[1]):
+                    traces[row] = trace
+        return traces
 
     def forget_reasoning(self) -> None:
         """Drops the remembered reasoning, so the next ``encode_query`` generates again."""
-        self._reasoning_memory.clear()
+        self._memory.clear()
 
     def _memory_key(self, prompt_ids: list[int]) -> tuple:
-        return (self.max_reasoning_tokens, *prompt_ids)
+        return (self.max_reasoning_tokens, self.repetition_penalty, self.no_repeat_ngram_size, *prompt_ids)
 
-    def _current_memory(self) -> dict[tuple, list[int]]:
+    def _current_memory(self) -> ReasoningMemory:
         """The reasoning memory, emptied first if any weight changed since it was filled."""
         # Every in-place update of a parameter (optimizer step, load_state_dict) bumps its version.
-        stamp = tuple(p._version for p in self.auto_model.parameters())
-        if stamp != self._memory_stamp:
-            self._reasoning_memory.clear()
-            self._memory_stamp = stamp
-        return self._reasoning_memory
+        self._memory.check_stamp(tuple(p._version for p in self.auto_model.parameters()))
+        return self._memory
 
     # ------------------------------------------------------------------------------------ properties
 

@@ -17,6 +17,7 @@ from transformers import TrainerCallback
 from st_search_r3.atomic import staged_folder
 from st_search_r3.base_model import DEFAULT_BASE_MODEL
 from st_search_r3.data.build import data_dir
+from st_search_r3.data.reasoning_targets import reasoning_targets
 from st_search_r3.data.retrieval_split import RetrievalSplit
 from st_search_r3.module import SearchR3
 from st_search_r3.reasoning_cache import cache_reasoning
@@ -56,9 +57,21 @@ class SearchR3SFTConfig:
     reasoning_queries: int = field(
         default=0,
         metadata={
-            "help": "how many training anchors (the first ones) are trained after the base model's own greedy "
-            "reasoning, generated once into the reasoning cache; the other anchors embed without reasoning"
+            "help": "how many training anchors (the first ones) are trained as (query, reasoning) pairs; the other "
+            "anchors embed without reasoning"
         },
+    )
+    reasoning_targets: str = field(
+        default="base",
+        metadata={
+            "help": "the reasoning of those anchors: 'keywords' (key terms and related words condensed from the "
+            "relevant document, st_search_r3.data.reasoning_targets) or 'base' (the base model's own greedy "
+            "reasoning, generated once into the reasoning cache)"
+        },
+    )
+    init_adapter: str | None = field(
+        default=None,
+        metadata={"help": "continue training this LoRA adapter folder (e.g. a run's final) instead of a new one"},
     )
     temperature: float = field(default=0.05, metadata={"help": "InfoNCE temperature"})
     triplet_margin: float = field(default=0.1, metadata={"help": "triplet margin (cosine)"})
@@ -82,8 +95,9 @@ class SearchR3SFTConfig:
 
 
 def build_model(config: SearchR3SFTConfig) -> SentenceTransformer:
-    """SearchR3 on the base LLM, with LoRA on every linear layer and the embed-token row trainable."""
-    from peft import LoraConfig, get_peft_model
+    """SearchR3 on the base LLM, with LoRA on every linear layer and the embed-token row trainable
+    (a new adapter, or ``config.init_adapter`` trained further)."""
+    from peft import LoraConfig, PeftModel, get_peft_model
 
     module = SearchR3(
         config.base_model,
@@ -91,14 +105,17 @@ def build_model(config: SearchR3SFTConfig) -> SentenceTransformer:
         max_seq_length=config.max_seq_length,
         model_kwargs={"attn_implementation": config.attn_implementation},
     )
-    lora = LoraConfig(
-        r=config.lora_r,
-        lora_alpha=config.lora_alpha,
-        lora_dropout=config.lora_dropout,
-        target_modules="all-linear",
-        trainable_token_indices={"embed_tokens": [module.embed_token_id]},
-    )
-    module.auto_model = get_peft_model(module.auto_model, lora)
+    if config.init_adapter:
+        module.auto_model = PeftModel.from_pretrained(module.auto_model, config.init_adapter, is_trainable=True)
+    else:
+        lora = LoraConfig(
+            r=config.lora_r,
+            lora_alpha=config.lora_alpha,
+            lora_dropout=config.lora_dropout,
+            target_modules="all-linear",
+            trainable_token_indices={"embed_tokens": [module.embed_token_id]},
+        )
+        module.auto_model = get_peft_model(module.auto_model, lora)
     # Recorded in the adapter's config: the name, not this machine's cache path, finds the base again.
     module.auto_model.peft_config["default"].base_model_name_or_path = config.base_model
     return SentenceTransformer(modules=[module], similarity_fn_name="cosine")
@@ -115,8 +132,9 @@ ROUTES = {
 def load_training_set(config: SearchR3SFTConfig, tokenizer, seed: int = 0) -> DatasetDict:
     """The training triplets, split into ``"reasoning"`` and ``"direct"`` anchors (see :data:`ROUTES`).
 
-    The first ``config.reasoning_queries`` anchors get the base model's greedy reasoning (generated now
-    when missing from :meth:`SearchR3SFTConfig.reasoning_cache`, which takes about a second per query).
+    The first ``config.reasoning_queries`` anchors get their reasoning: keywords condensed from the relevant
+    document (``config.reasoning_targets == "keywords"``), or the base model's greedy reasoning (generated
+    now when missing from :meth:`SearchR3SFTConfig.reasoning_cache`, which takes about a second per query).
     Each batch comes from one of the two sets, in proportion to their sizes. Documents are cut to
     ``config.max_document_tokens`` tokens of ``tokenizer``.
     """
@@ -131,14 +149,19 @@ def load_training_set(config: SearchR3SFTConfig, tokenizer, seed: int = 0) -> Da
             desc="cutting documents",
         )
     with_reasoning = triplets.select(range(min(config.reasoning_queries, len(triplets))))
-    direct = triplets.select(range(len(with_reasoning), len(triplets)))
+    direct = triplets.select(range(len(with_reasoning), len(triplets))).select_columns(["anchor", "positive", "negative"])
     parts = {"direct": direct} if len(direct) else {}
     if len(with_reasoning):
-        # bf16 weights reason about twice as fast on CPU; these texts are data, not vectors to compare.
-        module = SearchR3(config.base_model, max_reasoning_tokens=config.max_reasoning_tokens, precision="bfloat16")
-        reasoning = cache_reasoning(module, with_reasoning["anchor"], config.reasoning_cache())
-        del module
-        pairs = [[query, reasoning[query]] for query in with_reasoning["anchor"]]
+        if config.reasoning_targets == "keywords":
+            pairs = [list(pair) for pair in zip(with_reasoning["anchor"], with_reasoning["reasoning"])]
+        elif config.reasoning_targets == "base":
+            # bf16 weights reason about twice as fast on CPU; these texts are data, not vectors to compare.
+            module = SearchR3(config.base_model, max_reasoning_tokens=config.max_reasoning_tokens, precision="bfloat16")
+            reasoning = cache_reasoning(module, with_reasoning["anchor"], config.reasoning_cache())
+            del module
+            pairs = [[query, reasoning[query]] for query in with_reasoning["anchor"]]
+        else:
+            raise ValueError(f"reasoning_targets must be 'keywords' or 'base', got {config.reasoning_targets!r}")
         parts["reasoning"] = with_reasoning.remove_columns("anchor").add_column("anchor", pairs)
         parts["reasoning"] = parts["reasoning"].select_columns(["anchor", "positive", "negative"])
     return DatasetDict(parts)
@@ -151,13 +174,16 @@ def cut_to_tokens(texts: list[str], tokenizer, max_tokens: int) -> list[str]:
 
 
 def load_triplets(config: SearchR3SFTConfig, seed: int = 0) -> Dataset:
-    """``(anchor, positive, negative)`` triplets mixed from the sources, shuffled, capped."""
+    """``(anchor, positive, negative, reasoning)`` rows mixed from the sources, shuffled, capped; ``reasoning``
+    is the keyword reasoning condensed from the positive (:mod:`st_search_r3.data.reasoning_targets`)."""
     parts = []
     for source in config.sources:
         folder = config.root() / source / "train_triplets"
         if not folder.is_dir():
             raise FileNotFoundError(f"{folder} is missing: run `python -m st_search_r3.data.build` first")
-        parts.append(load_from_disk(str(folder)).select_columns(["anchor", "positive", "negative"]))
+        triplets = load_from_disk(str(folder)).select_columns(["anchor", "positive", "negative"])
+        targets = reasoning_targets(source, triplets["anchor"], triplets["positive"])
+        parts.append(triplets.add_column("reasoning", targets))
     mixed = concatenate_datasets(parts).shuffle(seed=seed)
     return mixed.select(range(min(config.max_train_pairs, len(mixed))))
 

@@ -1,0 +1,79 @@
+"""What the model reasoned for each query, kept so that the vector's reasoning can be shown and reused."""
+
+from __future__ import annotations
+
+import threading
+from collections import OrderedDict
+from dataclasses import dataclass
+
+
+@dataclass(frozen=True)
+class Trace:
+    """One query's reasoning: its token ids and the token that ended it (``None``: the budget ran out)."""
+
+    token_ids: tuple[int, ...]
+    stop_token_id: int | None
+
+
+class ReasoningMemory:
+    """A bounded, thread-safe map from a query's prompt to its :class:`Trace`.
+
+    Entries are dropped least recently used first once ``max_entries`` are held, so a server or a large
+    benchmark does not grow without bound. ``stamp`` identifies the weights the traces were made with:
+    :meth:`check_stamp` empties the memory when it changes, so a trace never outlives its weights.
+
+    Args:
+        max_entries: Most traces held; 0 keeps none.
+    """
+
+    def __init__(self, max_entries: int = 100_000) -> None:
+        if max_entries < 0:
+            raise ValueError(f"max_entries must be >= 0, got {max_entries}")
+        self.max_entries = max_entries
+        self._entries: OrderedDict[tuple, Trace] = OrderedDict()
+        self._stamp: tuple = ()
+        self._lock = threading.Lock()
+
+    def __getstate__(self) -> dict:
+        # A multi-process pool pickles the model: the copy starts with its own lock.
+        state = self.__dict__.copy()
+        del state["_lock"]
+        return state
+
+    def __setstate__(self, state: dict) -> None:
+        self.__dict__.update(state)
+        self._lock = threading.Lock()
+
+    def check_stamp(self, stamp: tuple) -> None:
+        """Empties the memory if ``stamp`` differs from the one it was filled under."""
+        with self._lock:
+            if stamp != self._stamp:
+                self._entries.clear()
+                self._stamp = stamp
+
+    def get(self, key: tuple) -> Trace | None:
+        with self._lock:
+            trace = self._entries.get(key)
+            if trace is not None:
+                self._entries.move_to_end(key)
+            return trace
+
+    def put(self, key: tuple, trace: Trace) -> None:
+        with self._lock:
+            if self.max_entries == 0:
+                return
+            self._entries[key] = trace
+            self._entries.move_to_end(key)
+            while len(self._entries) > self.max_entries:
+                self._entries.popitem(last=False)
+
+    def clear(self) -> None:
+        with self._lock:
+            self._entries.clear()
+
+    def __len__(self) -> int:
+        return len(self._entries)
+
+    def __contains__(self, key: tuple) -> bool:
+        with self._lock:
+            return key in self._entries
