@@ -13,7 +13,7 @@ def test_distinctive_words_prefer_rare_words_and_skip_the_query():
         "the editor edits text",
         "the compiler of the tools",
     ]
-    words = DistinctiveWords(documents, top_k=2)
+    words = DistinctiveWords(documents, top_k=2, min_documents=1)
     assert words(documents[0], exclude="C compiler") == ["code", "compiles"]
 
 
@@ -29,3 +29,8 @@ def test_unknown_source_is_an_error():
 
     with pytest.raises(ValueError, match="No reasoning targets"):
         reasoning_targets("nowhere", ["q"], ["d"])
+
+
+def test_words_of_too_few_documents_are_left_out():
+    documents = ["zyxel router firmware", "router setup", "router firmware tools", "firmware images"]
+    assert DistinctiveWords(documents, top_k=3, min_documents=2)(documents[0]) == ["firmware", "router"]

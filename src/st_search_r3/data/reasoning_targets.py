@@ -46,13 +46,18 @@ def wordnet_target(document: str) -> str:
 class DistinctiveWords:
     """The words of a document that are frequent in it and rare in the collection (tf-idf).
 
+    Words found in fewer than ``min_documents`` documents are left out: names and one-off words cannot be
+    guessed from a query, so they teach the model nothing it can repeat at inference.
+
     Args:
         documents: The collection the document frequencies come from (the source's training documents).
         top_k: How many words a document gives.
+        min_documents: Fewest documents a word must occur in.
     """
 
-    def __init__(self, documents: list[str], top_k: int = 6) -> None:
+    def __init__(self, documents: list[str], top_k: int = 6, min_documents: int = 3) -> None:
         self.top_k = top_k
+        self.min_documents = min_documents
         self.document_frequency = Counter(w for doc in documents for w in {w.lower() for w in WORD.findall(doc)})
         self.num_documents = max(len(documents), 1)
 
@@ -65,7 +70,7 @@ class DistinctiveWords:
         scores = {
             w: count * math.log(self.num_documents / (1 + self.document_frequency[w]))
             for w, count in counts.items()
-            if w not in excluded and len(w) > 2 and not w.isdigit()
+            if w not in excluded and len(w) > 2 and not w.isdigit() and self.document_frequency[w] >= self.min_documents
         }
         ranked = sorted(scores, key=lambda w: (-scores[w], w))
         return [first_spelling[w] for w in ranked[: self.top_k]]
@@ -89,7 +94,9 @@ def code_target(query: str, document: str, top_k: int = 5) -> str:
         seen = set()
     excluded = {w.lower() for w in WORD.findall(query)}
     counts = Counter(
-        w for w in IDENTIFIER.findall(document) if w not in CODE_NOISE and w not in seen and w.lower() not in excluded
+        w
+        for w in IDENTIFIER.findall(document)
+        if w not in CODE_NOISE and w not in seen and w.lower() not in excluded and w.lower() not in STOPWORDS
     )
     terms = [w for w, _ in counts.most_common(top_k) if len(w) > 1]
     if terms:

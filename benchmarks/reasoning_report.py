@@ -1,0 +1,152 @@
+"""Does the reasoning pay? Reasoning on vs off per query, the traces' quality, and sample reasonings.
+
+    python benchmarks/reasoning_report.py --split test                  # the installed search-r3
+    python benchmarks/reasoning_report.py --split dev --queries 100 --model runs/sft_reasoning/final
+
+For each task's split: the corpus is embedded once (documents never reason), the queries with reasoning
+off and on. Per query: the rank of its relevant document both ways. Printed and written to
+``benchmarks/results/reasoning_<split><suffix>.{json,md}``:
+
+- nDCG@10 with reasoning off and on (computed here; ``quality.py`` gives the same figures through mteb);
+- queries/s with reasoning off and on (query encoding only, same run, same batch size);
+- trace quality: the share of reasonings in which a token 4-gram occurs 3 or more times (loops), the
+  share that ended with an ``<|embed_token|>`` the model wrote itself, mean reasoning length in tokens;
+- ten sample reasonings drawn with a fixed seed from the evaluated queries (not picked by hand).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import math
+import random
+import shlex
+import sys
+import time
+from collections import Counter
+from pathlib import Path
+
+import numpy as np
+import torch
+from sentence_transformers import SentenceTransformer
+
+from st_search_r3.data.build import data_dir
+from st_search_r3.data.retrieval_split import RetrievalSplit
+
+RESULTS = Path(__file__).parent / "results"
+TASKS = {"wordnet": "SearchR3WordNetRetrieval", "debian": "SearchR3DebianRetrieval", "pycode": "SearchR3PythonCodeRetrieval"}
+
+
+def loops(token_ids: tuple[int, ...], n: int = 4, times: int = 3) -> bool:
+    """Whether some n-gram of ``token_ids`` occurs ``times`` times or more."""
+    grams = Counter(tuple(token_ids[i : i + n]) for i in range(len(token_ids) - n + 1))
+    return any(count >= times for count in grams.values())
+
+
+def ndcg_at_10(rank: int) -> float:
+    """nDCG@10 of one query with one relevant document at 1-based ``rank``."""
+    return 1 / math.log2(rank + 1) if rank <= 10 else 0.0
+
+
+def ranks(queries: np.ndarray, documents: np.ndarray, relevant: list[int]) -> list[int]:
+    """1-based rank of each query's relevant document (ties counted against it)."""
+    scores = queries @ documents.T
+    own = scores[np.arange(len(relevant)), relevant]
+    return [int(r) for r in (scores >= own[:, None]).sum(axis=1)]
+
+
+def report_task(model, source: str, split_name: str, num_queries: int, batch_size: int, rng: random.Random) -> dict:
+    split = RetrievalSplit.load(data_dir() / source / split_name)
+    split = split.sample(num_queries, len(split.corpus), seed=0)
+    query_ids = [q for q in split.queries if split.qrels.get(q)]
+    document_ids = list(split.corpus)
+    position = {d: i for i, d in enumerate(document_ids)}
+    relevant = [position[max(split.qrels[q], key=split.qrels[q].get)] for q in query_ids]
+    queries = [split.queries[q] for q in query_ids]
+    module = model[0]
+    documents = model.encode_document([split.corpus[d] for d in document_ids], batch_size=batch_size)
+    timings, vectors = {}, {}
+    for reasoning in (False, True):
+        module.forget_reasoning()
+        start = time.perf_counter()
+        vectors[reasoning] = model.encode_query(queries, batch_size=batch_size, reasoning=reasoning)
+        timings[reasoning] = len(queries) / (time.perf_counter() - start)
+    traces = module.reasoning_traces(queries)  # remembered from the encoding: no generation here
+    rank_off, rank_on = ranks(vectors[False], documents, relevant), ranks(vectors[True], documents, relevant)
+    texts = [module.tokenizer.decode(t.token_ids, skip_special_tokens=True).strip() for t in traces]
+    samples = [
+        {"query": queries[i], "reasoning": texts[i], "rank_off": rank_off[i], "rank_on": rank_on[i]}
+        for i in sorted(rng.sample(range(len(queries)), min(10, len(queries))))
+    ]
+    return {
+        "task": TASKS[source],
+        "queries": len(queries),
+        "documents": len(document_ids),
+        "ndcg_at_10_off": float(np.mean([ndcg_at_10(r) for r in rank_off])),
+        "ndcg_at_10_on": float(np.mean([ndcg_at_10(r) for r in rank_on])),
+        "better_with_reasoning": sum(a < b for a, b in zip(rank_on, rank_off)),
+        "worse_with_reasoning": sum(a > b for a, b in zip(rank_on, rank_off)),
+        "queries_per_second_off": timings[False],
+        "queries_per_second_on": timings[True],
+        "looping": float(np.mean([loops(t.token_ids) for t in traces])),
+        "self_ended": float(np.mean([t.stop_token_id == module.embed_token_id for t in traces])),
+        "mean_reasoning_tokens": float(np.mean([len(t.token_ids) for t in traces])),
+        "samples": samples,
+    }
+
+
+def write_outputs(rows: list[dict], split: str, suffix: str, command: str, model_name: str) -> None:
+    lines = [
+        f"Reasoning on vs off, {split} splits, {model_name} (`{command}`)",
+        "",
+        "| task | queries | nDCG@10 off | nDCG@10 on | better / worse | q/s off | q/s on | looping | self-ended | "
+        "mean tokens |",
+        "|---|---:|---:|---:|---|---:|---:|---:|---:|---:|",
+    ]
+    for r in rows:
+        lines.append(
+            f"| {r['task']} | {r['queries']} | {100 * r['ndcg_at_10_off']:.1f} | {100 * r['ndcg_at_10_on']:.1f} | "
+            f"{r['better_with_reasoning']} / {r['worse_with_reasoning']} | {r['queries_per_second_off']:.1f} | "
+            f"{r['queries_per_second_on']:.2f} | {100 * r['looping']:.1f}% | {100 * r['self_ended']:.1f}% | "
+            f"{r['mean_reasoning_tokens']:.1f} |"
+        )
+    mean = {k: float(np.mean([r[k] for r in rows])) for k in ("ndcg_at_10_off", "ndcg_at_10_on")}
+    lines += ["", f"Mean nDCG@10: off {100 * mean['ndcg_at_10_off']:.1f}, on {100 * mean['ndcg_at_10_on']:.1f}", ""]
+    lines += ["Sample reasonings (seed 0): rank of the relevant document without -> with reasoning", ""]
+    for r in rows:
+        for s in r["samples"]:
+            lines.append(f"- [{r['task']}] **{s['query']}** -> _{s['reasoning']}_ (rank {s['rank_off']} -> {s['rank_on']})")
+    output = RESULTS / f"reasoning_{split}{suffix}"
+    output.with_suffix(".md").write_text("\n".join(lines) + "\n")
+    output.with_suffix(".json").write_text(json.dumps({"command": command, "model": model_name, "tasks": rows}, indent=2))
+    print("\n".join(lines))
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--split", default="test", choices=["dev", "test"])
+    parser.add_argument("--sources", nargs="+", default=list(TASKS), choices=list(TASKS))
+    parser.add_argument("--queries", type=int, default=300, help="queries per task (all of the split's corpus)")
+    parser.add_argument("--model", help="a model folder (default: the installed search-r3)")
+    parser.add_argument("--precision", default="bfloat16", choices=["float32", "bfloat16"])
+    parser.add_argument("--batch-size", type=int, default=16)
+    parser.add_argument("--output-suffix", default="")
+    args = parser.parse_args()
+
+    if args.model:
+        folder = args.model
+    else:
+        from st_search_r3.install import install
+
+        folder = str(install())
+    model = SentenceTransformer(folder, trust_remote_code=True, device="cpu")
+    if args.precision == "bfloat16":
+        model[0].auto_model.to(torch.bfloat16)
+    rng = random.Random(0)
+    command = "python " + shlex.join(sys.argv)
+    rows = [report_task(model, s, args.split, args.queries, args.batch_size, rng) for s in args.sources]
+    write_outputs(rows, args.split, args.output_suffix, command, args.model or "search-r3 (installed)")
+
+
+if __name__ == "__main__":
+    main()
