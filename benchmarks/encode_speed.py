@@ -24,7 +24,7 @@ from sentence_transformers import SentenceTransformer
 
 from st_search_r3 import SearchR3
 from st_search_r3.embedding import last_token_embedding, left_pad, reasoning_lengths
-from st_search_r3.mteb_tasks import demo_split
+from st_search_r3.data.demo import demo_split
 
 
 def timed(function) -> tuple[float, object]:

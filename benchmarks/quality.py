@@ -24,7 +24,7 @@ import mteb
 import torch
 
 from st_search_r3 import __version__
-from st_search_r3.mteb_tasks import DATA_TASKS, TASKS
+from st_search_r3.mteb.tasks import DATA_TASKS, TASKS
 
 RESULTS = Path(__file__).parent / "results"
 CACHE = RESULTS / "quality_cache"

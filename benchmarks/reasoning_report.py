@@ -131,6 +131,9 @@ def main() -> None:
     parser.add_argument("--precision", default="bfloat16", choices=["float32", "bfloat16"])
     parser.add_argument("--batch-size", type=int, default=16)
     parser.add_argument("--output-suffix", default="")
+    parser.add_argument("--repetition-penalty", type=float, help="override the model's setting")
+    parser.add_argument("--no-repeat-ngram-size", type=int, help="override the model's setting")
+    parser.add_argument("--max-reasoning-tokens", type=int, help="override the model's setting")
     args = parser.parse_args()
 
     if args.model:
@@ -142,10 +145,15 @@ def main() -> None:
     model = SentenceTransformer(folder, trust_remote_code=True, device="cpu")
     if args.precision == "bfloat16":
         model[0].auto_model.to(torch.bfloat16)
+    for setting in ("repetition_penalty", "no_repeat_ngram_size", "max_reasoning_tokens"):
+        if getattr(args, setting) is not None:
+            setattr(model[0], setting, getattr(args, setting))
+    settings = {k: getattr(model[0], k) for k in ("max_reasoning_tokens", "repetition_penalty", "no_repeat_ngram_size")}
     rng = random.Random(0)
     command = "python " + shlex.join(sys.argv)
     rows = [report_task(model, s, args.split, args.queries, args.batch_size, rng) for s in args.sources]
-    write_outputs(rows, args.split, args.output_suffix, command, args.model or "search-r3 (installed)")
+    name = f"{args.model or 'search-r3 (installed)'}, {args.precision}, {settings}"
+    write_outputs(rows, args.split, args.output_suffix, command, name)
 
 
 if __name__ == "__main__":

@@ -1,7 +1,7 @@
 import numpy as np
 import pytest
 
-from st_search_r3.corpus_index import CorpusIndex
+from st_search_r3.training.corpus_index import CorpusIndex
 
 
 class CountingEncoder:
@@ -66,7 +66,7 @@ def test_save_and_load_restore_vectors_and_refresh_state(tmp_path):
     index.refresh(step=0)
     index.refresh(step=1, touched_ids=[105])
     index.save(tmp_path / "cache")
-    assert not (tmp_path / "cache.tmp").exists()
+    assert [p.name for p in tmp_path.iterdir()] == ["cache"]
     restored, _, _ = make_index(refresh_size=2)
     restored.load(tmp_path / "cache")
     np.testing.assert_array_equal(restored.vectors, index.vectors)

@@ -139,3 +139,31 @@ def test_mining_picks_hard_negatives_and_filters_false_negatives():
     assert triplets[0]["anchor"] == "small cat with fur"
     assert triplets[0]["positive"] == split.corpus["cat"]
     assert triplets[0]["negative_id"] == "tiger"
+
+
+def test_mining_leaves_out_a_query_to_which_every_document_is_relevant():
+    split = RetrievalSplit(
+        corpus={"a": "red apple", "b": "green apple"},
+        queries={"all": "apple", "one": "red fruit"},
+        qrels={"all": {"a": 1, "b": 1}, "one": {"a": 1}},
+    )
+    guide = BagOfWords(list(split.corpus.values()) + list(split.queries.values()))
+    triplets = mine_hard_negatives(split, guide, show_progress_bar=False, top_k=1, max_relative_score=0.0)
+    assert triplets["query_id"] == ["one"] and triplets["negative_id"] == ["b"]
+
+
+def test_mining_fallback_negatives_follow_the_seed():
+    corpus = {f"d{i}": f"document number {i}" for i in range(50)}
+    split = RetrievalSplit(corpus=corpus, queries={"q": "document"}, qrels={"q": {"d0": 1}})
+    guide = BagOfWords(list(corpus.values()) + ["document"])
+    # max_relative_score 0 rejects every mined candidate, so the negative is the seeded random fallback.
+    draws = {
+        seed: mine_hard_negatives(split, guide, show_progress_bar=False, max_relative_score=0.0, seed=seed)[0][
+            "negative_id"
+        ]
+        for seed in range(6)
+    }
+    assert "d0" not in draws.values() and len(set(draws.values())) > 1
+    assert draws[3] == mine_hard_negatives(split, guide, show_progress_bar=False, max_relative_score=0.0, seed=3)[0][
+        "negative_id"
+    ]

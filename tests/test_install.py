@@ -3,6 +3,7 @@ from __future__ import annotations
 import subprocess
 import sys
 import time
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -62,11 +63,43 @@ def test_install_cleans_up_after_a_killed_run(tiny_llm, hub_cache):
     assert not leftover.exists()
 
 
-def test_cli_path_prints_the_snapshot_folder(tiny_llm):
-    output = subprocess.run(
-        [sys.executable, "-m", "st_search_r3.cli", "path", "--base-model", tiny_llm],
-        capture_output=True,
-        text=True,
-        check=True,
-    ).stdout.strip()
-    assert output.endswith(installed_path(tiny_llm).name)
+def cli(*args, env=None):
+    return subprocess.run([sys.executable, "-m", "st_search_r3.cli", *args], capture_output=True, text=True, env=env)
+
+
+def test_cli_path_prints_the_snapshot_folder_once_installed(tiny_llm, tmp_path):
+    import os
+
+    env = {**os.environ, "HF_HUB_CACHE": str(tmp_path / "hub")}
+    missing = cli("path", "--base-model", tiny_llm, env=env)
+    assert missing.returncode == 1 and "st-search-r3 install" in missing.stderr and missing.stdout == ""
+    assert cli("install", "--base-model", tiny_llm, env=env).returncode == 0
+    found = cli("path", "--base-model", tiny_llm, env=env)
+    assert found.returncode == 0 and (Path(found.stdout.strip()) / "modules.json").is_file()
+
+
+def test_cli_help_and_version_say_what_it_is():
+    from st_search_r3 import __version__
+
+    assert cli("--version").stdout.strip() == f"st-search-r3 {__version__}"
+    help_text = cli("--help").stdout
+    assert "reasons, then embeds" in help_text and "install" in help_text and "demo" in help_text
+
+
+def test_two_installs_at_once_both_succeed_and_leave_one_complete_snapshot(tiny_llm, tmp_path):
+    import os
+
+    env = {**os.environ, "HF_HUB_CACHE": str(tmp_path / "hub")}
+    script = f"from st_search_r3.install import install; print(install({tiny_llm!r}, force=True))"
+    processes = [
+        subprocess.Popen([sys.executable, "-c", script], env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+        for _ in range(2)
+    ]
+    outputs = [process.communicate(timeout=300) for process in processes]
+    assert all(process.returncode == 0 for process in processes), [err[-2000:] for _, err in outputs]
+    folders = {out.strip().splitlines()[-1] for out, _ in outputs}
+    assert len(folders) == 1
+    snapshots = tmp_path / "hub" / "models--sentence-transformers--search-r3" / "snapshots"
+    assert [p.name for p in snapshots.iterdir()] == [Path(folders.pop()).name]
+    model = SentenceTransformer(str(next(snapshots.iterdir())), trust_remote_code=True)
+    assert np.isfinite(model.encode_document(["a wild cat"])).all()

@@ -8,7 +8,7 @@ from peft import LoraConfig, PeftModel, get_peft_model
 from safetensors.torch import load_file, save_file
 from transformers import AutoModelForCausalLM
 
-from st_search_r3.lora_stack import stack_lora_adapters
+from st_search_r3.training.lora_stack import stack_lora_adapters
 
 
 def trained_adapter(model, folder, seed: int, **lora) -> tuple[dict, dict]:

@@ -8,7 +8,7 @@ import torch.nn.functional as F
 from sentence_transformers import SentenceTransformer
 
 from st_search_r3 import SearchR3
-from st_search_r3.losses import SearchR3Loss
+from st_search_r3.training.losses import SearchR3Loss
 
 
 @pytest.fixture

@@ -7,8 +7,8 @@ import mteb
 from mteb.models.sentence_transformer_wrapper import SentenceTransformerEncoderWrapper
 
 from st_search_r3 import install as install_module
-from st_search_r3.mteb_model import SEARCH_R3_META
-from st_search_r3.mteb_tasks import WordNetDemoRetrieval
+from st_search_r3.mteb.model import SEARCH_R3_META
+from st_search_r3.mteb.tasks import WordNetDemoRetrieval
 
 
 def test_import_mteb_registers_model_and_task_in_a_fresh_interpreter():
@@ -25,8 +25,27 @@ def test_import_mteb_registers_model_and_task_in_a_fresh_interpreter():
 def test_model_meta_is_truthful():
     assert SEARCH_R3_META.similarity_fn_name == "cosine"
     assert SEARCH_R3_META.license == "apache-2.0" and SEARCH_R3_META.open_weights
-    assert SEARCH_R3_META.max_tokens == 512 and SEARCH_R3_META.embed_dim == 576
     assert SEARCH_R3_META.adapted_from == "HuggingFaceTB/SmolLM2-135M-Instruct"
+    assert SEARCH_R3_META.max_tokens == 512 and SEARCH_R3_META.public_training_code
+
+
+def test_model_meta_sizes_come_from_the_packaged_model():
+    from gguf import GGUFReader
+
+    from st_search_r3.base_model import packaged_gguf_path
+
+    reader = GGUFReader(packaged_gguf_path())
+    hidden = int(reader.fields["llama.embedding_length"].parts[-1][0])
+    assert SEARCH_R3_META.embed_dim == hidden == 576  # SmolLM2-135M's width, as its model card gives it
+    # Every tensor of the base plus the added <|embed_token|> row: 134,515,008 + 576 for SmolLM2-135M.
+    assert SEARCH_R3_META.n_parameters == sum(int(t.n_elements) for t in reader.tensors) + hidden == 134_515_584
+
+
+def test_trained_tasks_are_not_zero_shot_and_others_are():
+    trained = ["SearchR3WordNetRetrieval", "SearchR3DebianRetrieval", "SearchR3PythonCodeRetrieval"]
+    for task in [*trained, "SearchR3WordNetDemo"]:
+        assert SEARCH_R3_META.is_zero_shot_on([task]) is False
+    assert SEARCH_R3_META.is_zero_shot_on(["NFCorpus", "SciFact"]) is True
 
 
 def test_get_model_loads_the_installed_model(tiny_llm, tmp_path, monkeypatch):

@@ -6,7 +6,8 @@ import mteb
 import pytest
 
 from st_search_r3.data import wordnet
-from st_search_r3.mteb_tasks import DATA_TASKS, WordNetDemoRetrieval, WordNetRetrieval, demo_split
+from st_search_r3.data.demo import demo_split
+from st_search_r3.mteb.tasks import DATA_TASKS, WordNetDemoRetrieval, WordNetRetrieval
 
 FIXTURES = Path(__file__).parent / "fixtures"
 

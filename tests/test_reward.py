@@ -2,7 +2,7 @@ import math
 
 import pytest
 
-from st_search_r3.reward import dcg_reward, format_reward
+from st_search_r3.training.reward import dcg_reward, format_reward
 
 
 def test_dcg_reward_is_ndcg_at_k():

@@ -59,9 +59,9 @@ def test_smoke_config_runs_two_grpo_steps_with_the_cached_corpus(tiny_model, tin
 def test_completion_embeddings_match_encode_query_with_that_reasoning(tiny_model, tmp_path):
     from trl import GRPOConfig
 
-    from st_search_r3.corpus_index import CorpusIndex
-    from st_search_r3.reward import dcg_reward
-    from st_search_r3.rl_trainer import SearchR3GRPOTrainer
+    from st_search_r3.training.corpus_index import CorpusIndex
+    from st_search_r3.training.reward import dcg_reward
+    from st_search_r3.training.grpo_trainer import SearchR3GRPOTrainer
 
     module = tiny_model[0]
     documents = ["a wild cat", "a sponge", "a small boat"]
@@ -100,3 +100,17 @@ def test_completion_embeddings_match_encode_query_with_that_reasoning(tiny_model
     assert rewards == [dcg_reward(ranked[0].tolist(), [0], 3), dcg_reward(ranked[1].tolist(), [1], 3)]
     assert min(rewards) >= 0.5
     assert trainer.format_reward(None, completions) == [1.0, 0.0]
+
+
+def test_without_config_the_scripts_read_their_cpu_default():
+    from sentence_transformers import SentenceTransformerTrainingArguments
+    from trl import GRPOConfig
+
+    from st_search_r3.training.config import SearchR3RLConfig, SearchR3SFTConfig, parse_config
+
+    config, args = parse_config((SearchR3RLConfig, GRPOConfig), ROOT / "train/configs/rl.yaml", "", argv=[])
+    assert args.use_cpu and not args.bf16 and config.model == "search-r3"
+    config, args = parse_config(
+        (SearchR3SFTConfig, SentenceTransformerTrainingArguments), ROOT / "train/configs/sft.yaml", "", argv=["--lora_r", "4"]
+    )
+    assert args.use_cpu and config.lora_r == 4 and config.sources == ["wordnet", "debian", "pycode"]

@@ -42,8 +42,10 @@ def test_smoke_config_trains_two_steps_and_saves_a_loadable_model(tiny_llm, tiny
     assert (tmp_path / "run" / "curves.png").is_file()
     assert any("eval_wordnet-dev_cosine_ndcg@10" in row for row in record["log_history"])
     # Half of the anchors were trained after the base model's reasoning, generated once and kept.
-    reasoning = [json.loads(line) for line in (tiny_data / "reasoning" / f"{Path(tiny_llm).name}-4.jsonl").open()]
+    (cache_file,) = (tiny_data / "reasoning").glob("*.jsonl")
+    reasoning = [json.loads(line) for line in cache_file.open()]
     assert len(reasoning) == 4 and all(isinstance(row["reasoning"], str) for row in reasoning)
+    assert any("loss/infonce" in row for row in record["log_history"]), "the loss terms reach the logs"
 
     model = SentenceTransformer(str(final), trust_remote_code=True)
     embeddings = model.encode_document(["a wild cat", "a sponge"])
@@ -65,7 +67,7 @@ def test_smoke_config_trains_two_steps_and_saves_a_loadable_model(tiny_llm, tiny
 
 
 def test_resume_skips_a_checkpoint_cut_short(tmp_path):
-    from st_search_r3.sft import last_complete_checkpoint
+    from st_search_r3.training.checkpoints import last_complete_checkpoint
 
     for step, complete in [(5, True), (10, True), (15, False)]:
         folder = tmp_path / f"checkpoint-{step}"
@@ -74,3 +76,30 @@ def test_resume_skips_a_checkpoint_cut_short(tmp_path):
             (folder / "trainer_state.json").write_text("{}")
     assert last_complete_checkpoint(str(tmp_path)) == str(tmp_path / "checkpoint-10")
     assert last_complete_checkpoint(str(tmp_path / "nothing")) is None
+
+
+def test_reasoning_cache_is_keyed_by_weights_prompt_and_budget(tiny_llm, tmp_path):
+    import torch
+
+    from st_search_r3 import SearchR3
+    from st_search_r3.training.reasoning_cache import cache_path
+
+    module = SearchR3(tiny_llm, max_reasoning_tokens=4, max_seq_length=192)
+    path = cache_path(tmp_path, module)
+    assert path == cache_path(tmp_path, SearchR3(tiny_llm, max_reasoning_tokens=4, max_seq_length=192))
+    assert path != cache_path(tmp_path, SearchR3(tiny_llm, max_reasoning_tokens=5, max_seq_length=192))
+    edited = SearchR3(tiny_llm, max_reasoning_tokens=4, max_seq_length=192, reasoning_prompt="Think, then embed.")
+    assert path != cache_path(tmp_path, edited)
+    with torch.no_grad():
+        module.auto_model.get_input_embeddings().weight[0, 0] += 1.0
+    assert path != cache_path(tmp_path, module), "other weights, other cache"
+
+
+def test_scripts_say_config_first_and_name_the_data_build(tiny_llm, tmp_path):
+    for script in ("sft.py", "rl.py"):
+        help_text = subprocess.run(
+            [sys.executable, str(ROOT / "train" / script), "--help"], capture_output=True, text=True, cwd=ROOT
+        ).stdout
+        assert "--config YAML (default:" in help_text.splitlines()[0]
+    missing = run_sft(tiny_llm, tmp_path / "no-data", tmp_path / "run")
+    assert missing.returncode != 0 and "python -m st_search_r3.data.build" in missing.stderr

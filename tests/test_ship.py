@@ -15,7 +15,7 @@ from tests.test_sft import ROOT, run_sft
 
 
 def ship(*arguments) -> subprocess.CompletedProcess:
-    command = [sys.executable, str(ROOT / "train/ship.py"), *map(str, arguments)]
+    command = [sys.executable, "-m", "st_search_r3.cli", "ship", *map(str, arguments)]
     return subprocess.run(command, capture_output=True, text=True)
 
 

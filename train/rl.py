@@ -1,39 +1,41 @@
 """Stage 2: GRPO on search-r3's reasoning, rewarded by retrieval in a cached corpus (LoRA).
 
-python train/rl.py --config train/configs/rl.yaml [--any_field value ...] [--resume true]
+python train/rl.py [--config train/configs/rl.yaml] [--any_field value ...] [--resume true]
 """
 
-import json
 import logging
-import time
 from pathlib import Path
 
 from peft import LoraConfig
 from sentence_transformers import SentenceTransformer
-from trl import GRPOConfig, TrlParser
+from trl import GRPOConfig
 
-from st_search_r3.rl import DevEvaluationCallback, SearchR3RLConfig, build_corpus_index, load_rl_data
-from st_search_r3.rl_trainer import CORPUS_INDEX_DIR, SearchR3GRPOTrainer
-from st_search_r3.sft import CheckpointEveryMinutes, CurvesCallback, last_complete_checkpoint, save_atomically
+from st_search_r3.install import resolve_model
+from st_search_r3.training.callbacks import CheckpointEveryMinutes, CurvesCallback, DevEvaluationCallback
+from st_search_r3.training.checkpoints import resume_checkpoint, train_and_save
+from st_search_r3.training.config import SearchR3RLConfig, parse_config
+from st_search_r3.training.evaluation import dev_evaluator
+from st_search_r3.training.grpo_trainer import CORPUS_INDEX_DIR, SearchR3GRPOTrainer
+from st_search_r3.training.rl_data import build_corpus_index, load_rl_data
 
-logger = logging.getLogger("train.rl")
+DEFAULT_CONFIG = Path(__file__).parent / "configs" / "rl.yaml"
 CURVES = {"reward": "reward", "corpus drift (1 - cos)": "corpus/drift", "dev nDCG@10 (reasoning)": "dev_ndcg@10"}
+logger = logging.getLogger("train.rl")
 
 
 def main() -> None:
-    config, args = TrlParser((SearchR3RLConfig, GRPOConfig)).parse_args_and_config()
+    config, args = parse_config((SearchR3RLConfig, GRPOConfig), DEFAULT_CONFIG, __doc__)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s: %(message)s", datefmt="%H:%M:%S")
-    model = SentenceTransformer(config.model, trust_remote_code=True)
+    model = SentenceTransformer(resolve_model(config.model), trust_remote_code=True)
     train_dataset, corpus = load_rl_data(config, model, seed=args.seed)
     corpus_index = build_corpus_index(config, model, corpus)
-    checkpoint = last_complete_checkpoint(args.output_dir) if config.resume else None
-    if checkpoint:
-        logger.info("Resuming from %s", checkpoint)
-        if (Path(checkpoint) / CORPUS_INDEX_DIR).is_dir():  # else the first step re-encodes the corpus
-            corpus_index.load(Path(checkpoint) / CORPUS_INDEX_DIR)
-            logger.info("Loaded the corpus cache of %s", checkpoint)
+    checkpoint = resume_checkpoint(config, args)
+    if checkpoint and (Path(checkpoint) / CORPUS_INDEX_DIR).is_dir():  # else the first step re-encodes the corpus
+        corpus_index.load(Path(checkpoint) / CORPUS_INDEX_DIR)
+        logger.info("Loaded the corpus cache of %s", checkpoint)
     args.reward_weights = [config.ranking_weight, config.format_weight]
-    dev = DevEvaluationCallback(config, model)
+    evaluator = dev_evaluator(config.root(), config.eval_task, config.eval_queries, config.eval_documents, True)
+    dev = DevEvaluationCallback(evaluator, model, config.eval_every)
     trainer = SearchR3GRPOTrainer(
         model,
         corpus_index,
@@ -46,22 +48,9 @@ def main() -> None:
         callbacks=[CheckpointEveryMinutes(config.checkpoint_minutes), CurvesCallback(args.output_dir, CURVES), dev],
     )
     dev.trainer = trainer
-    first_step = int(checkpoint.rsplit("-", 1)[1]) if checkpoint else 0
-    start = time.perf_counter()
-    trainer.train(resume_from_checkpoint=checkpoint)
-    seconds = time.perf_counter() - start
-    model[0].auto_model = trainer.model  # the PEFT model: the folder gets the adapter only
-    record = {
-        "config": vars(config),
-        "grpo_arguments": args.to_dict(),
-        "steps": trainer.state.global_step,
-        "train_seconds_this_run": seconds,
-        "seconds_per_step": seconds / max(1, trainer.state.global_step - first_step),
-        "log_history": trainer.state.log_history,
-    }
-    save_atomically(
-        model, f"{args.output_dir}/final", {"training_record.json": json.dumps(record, indent=2, default=str)}
-    )
+    model[0].auto_model = trainer.model  # the PEFT model: the final folder gets the adapter only
+    record = {"grpo_arguments": args.to_dict()}
+    train_and_save(trainer, model, config, args, checkpoint, record, unit="completions")
 
 
 if __name__ == "__main__":

@@ -1,8 +1,12 @@
-"""Writing a folder so that it is either complete or absent."""
+"""Writing a folder so that it is either complete or absent, also when several processes write it at once."""
 
 from __future__ import annotations
 
+import errno
+import fcntl
+import os
 import shutil
+import tempfile
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -10,11 +14,55 @@ from pathlib import Path
 
 @contextmanager
 def staged_folder(folder: str | Path) -> Iterator[Path]:
-    """Yields an empty ``<folder>.tmp`` to write into; when the block ends without error it replaces ``folder``."""
+    """Yields an empty staging folder next to ``folder`` to write into; when the block ends without error
+    the staging folder replaces ``folder``, else it is removed.
+
+    Each call stages under a unique name, so two writers never delete each other's work; the last one to
+    finish wins. The old ``folder`` is renamed aside before the new one takes its place and deleted after.
+    """
     folder = Path(folder)
-    staging = folder.with_name(folder.name + ".tmp")
-    shutil.rmtree(staging, ignore_errors=True)
-    staging.mkdir(parents=True)
-    yield staging
-    shutil.rmtree(folder, ignore_errors=True)
-    staging.rename(folder)
+    folder.parent.mkdir(parents=True, exist_ok=True)
+    staging = Path(tempfile.mkdtemp(prefix=f".{folder.name}.tmp-", dir=folder.parent))
+    try:
+        yield staging
+        replace_folder(staging, folder)
+    finally:
+        shutil.rmtree(staging, ignore_errors=True)
+
+
+def replace_folder(new: Path, folder: Path, attempts: int = 20) -> None:
+    """Puts the folder ``new`` in the place of ``folder`` (which may exist), by renames.
+
+    A directory cannot be renamed onto a non-empty one, so the old ``folder`` is first moved aside; when
+    another writer puts its folder in place between the two renames, the move is tried again.
+    """
+    trash = Path(tempfile.mkdtemp(prefix=f".{folder.name}.old-", dir=folder.parent))
+    try:
+        for attempt in range(attempts):
+            try:
+                os.replace(folder, trash / f"{attempt}")
+            except FileNotFoundError:
+                pass
+            try:
+                os.replace(new, folder)
+                return
+            except OSError as error:
+                if error.errno not in (errno.ENOTEMPTY, errno.EEXIST):
+                    raise
+        raise OSError(f"Could not put {new} in place of {folder}: other writers kept replacing it")
+    finally:
+        shutil.rmtree(trash, ignore_errors=True)
+
+
+@contextmanager
+def exclusive_lock(path: str | Path) -> Iterator[None]:
+    """Holds an exclusive ``flock`` on the file ``path`` (created if missing) for the block; other
+    processes wait. The lock goes with the process, so a crash never leaves it held."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with open(path, "a") as handle:
+        fcntl.flock(handle, fcntl.LOCK_EX)
+        try:
+            yield
+        finally:
+            fcntl.flock(handle, fcntl.LOCK_UN)

@@ -79,3 +79,18 @@ def _convert_gguf(gguf_path: Path, target: Path) -> None:
             # Another process finished the same conversion first; its folder is as good as ours.
             if not (target / "config.json").is_file():
                 raise
+
+
+def packaged_base_shape() -> dict[str, int]:
+    """The packaged base's size, read from the GGUF file's header (no weights are loaded): ``parameters``
+    (every tensor's element count), ``hidden_size`` and ``vocab_size``."""
+    from gguf import GGUFReader
+
+    reader = GGUFReader(packaged_gguf_path())
+    embedding = next(t for t in reader.tensors if t.name == "token_embd.weight")
+    vocab_size, hidden_size = sorted(int(n) for n in embedding.shape)[::-1]
+    return {
+        "parameters": sum(int(t.n_elements) for t in reader.tensors),
+        "hidden_size": hidden_size,
+        "vocab_size": vocab_size,
+    }

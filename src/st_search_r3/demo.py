@@ -9,7 +9,7 @@ import numpy as np
 from sentence_transformers import SentenceTransformer
 
 from st_search_r3.install import install
-from st_search_r3.mteb_tasks import demo_split
+from st_search_r3.data.demo import demo_split
 
 
 def run_demo(num_queries: int = 5, top_k: int = 3) -> None:
@@ -29,17 +29,20 @@ def run_demo(num_queries: int = 5, top_k: int = 3) -> None:
     start = time.perf_counter()
     query_vectors = model.encode_query(queries, batch_size=len(queries))
     print(f"  {len(queries) / (time.perf_counter() - start):.2f} queries/s")
-    reasoning = model[0].reasoning_of(queries)
+    reasoning = model[0].reasoning_of(queries)  # remembered from encode_query: no second generation
+    traces = model[0].reasoning_traces(queries)
     scores, hits = index.search(query_vectors.astype(np.float32), top_k)
 
     found = 0
-    for query_id, query, thought, row_scores, row_hits in zip(query_ids, queries, reasoning, scores, hits):
+    for query_id, query, thought, trace, row_scores, row_hits in zip(
+        query_ids, queries, reasoning, traces, scores, hits
+    ):
         relevant = set(split.qrels[query_id])
+        ending = "wrote <|embed_token|>" if trace.stop_token_id == model[0].embed_token_id else "token appended"
         print(f"\nQuery:     {query}")
-        print(f"Reasoning: {thought[:300]!r}")
+        print(f"Reasoning: {thought[:300]!r} ({len(trace.token_ids)} tokens, {ending})")
         for score, hit in zip(row_scores, row_hits):
             mark = "*" if document_ids[hit] in relevant else " "
             print(f"  {mark} {score:.3f}  {split.corpus[document_ids[hit]][:100]}")
         found += any(document_ids[hit] in relevant for hit in row_hits)
     print(f"\nThe right synset (*) is in the top {top_k} for {found} of {len(queries)} queries.")
-    print("Note: this model's <|embed_token|> is untrained until stage-1 weights ship (see README).")

@@ -19,6 +19,7 @@ import tempfile
 from pathlib import Path
 
 from st_search_r3 import __version__
+from st_search_r3.atomic import exclusive_lock, replace_folder
 from st_search_r3.base_model import DEFAULT_BASE_MODEL
 
 logger = logging.getLogger(__name__)
@@ -26,6 +27,8 @@ logger = logging.getLogger(__name__)
 MODEL_NAME = "search-r3"
 HUB_ID = f"sentence-transformers/{MODEL_NAME}"
 SHIPPED_WEIGHTS = Path(__file__).parent / "weights"
+# The hub ids of packaged bases, for the model card's ``base_model``.
+HUB_BASE_MODELS = {DEFAULT_BASE_MODEL: "HuggingFaceTB/SmolLM2-135M-Instruct"}
 DOCUMENTATION_FILES = {"scores.md", "curves.png", "rl_curves.png"}
 
 
@@ -61,6 +64,14 @@ def installed_path(base_model: str = DEFAULT_BASE_MODEL, weights: Path | None = 
     return _repo_dir() / "snapshots" / revision(base_model, weights or shipped_weights(base_model))
 
 
+def resolve_model(name_or_path: str) -> str:
+    """A folder to load: ``"search-r3"`` (or its hub id) becomes the installed snapshot, built first if needed,
+    so that loading skips the hub lookup; any other name or path is returned as it is."""
+    if name_or_path in (MODEL_NAME, HUB_ID) and not Path(name_or_path).exists():
+        return str(install())
+    return name_or_path
+
+
 def install(base_model: str = DEFAULT_BASE_MODEL, force: bool = False, weights: str | Path | None = None) -> Path:
     """Builds the default model into the Hugging Face cache, unless it is there already.
 
@@ -80,21 +91,24 @@ def install(base_model: str = DEFAULT_BASE_MODEL, force: bool = False, weights: 
     if weights is not None:
         base_model = json.loads((weights / "adapter_config.json").read_text())["base_model_name_or_path"]
     snapshot = installed_path(base_model, weights)
+    if not force and (snapshot / "modules.json").is_file():
+        _write_atomically(_repo_dir() / "refs" / "main", snapshot.name)
+        return snapshot
     snapshots = snapshot.parent
     snapshots.mkdir(parents=True, exist_ok=True)
-    for leftover in snapshots.glob(".tmp-*"):  # from an interrupted run
-        shutil.rmtree(leftover, ignore_errors=True)
-    if force and snapshot.exists():
-        shutil.rmtree(snapshot)
-    if not (snapshot / "modules.json").is_file():
-        staging = Path(tempfile.mkdtemp(prefix=".tmp-", dir=snapshots))
-        try:
-            _build(base_model, weights, staging)
-            shutil.rmtree(snapshot, ignore_errors=True)
-            staging.rename(snapshot)
-        finally:
-            shutil.rmtree(staging, ignore_errors=True)
-    _write_atomically(_repo_dir() / "refs" / "main", snapshot.name)
+    # One builder at a time: a second process waits, then finds the snapshot built. Under the lock a
+    # staging folder can only be a killed run's, so it is safe to delete.
+    with exclusive_lock(_repo_dir() / ".install.lock"):
+        for leftover in snapshots.glob(".tmp-*"):
+            shutil.rmtree(leftover, ignore_errors=True)
+        if force or not (snapshot / "modules.json").is_file():
+            staging = Path(tempfile.mkdtemp(prefix=".tmp-", dir=snapshots))
+            try:
+                _build(base_model, weights, staging)
+                replace_folder(staging, snapshot)
+            finally:
+                shutil.rmtree(staging, ignore_errors=True)
+        _write_atomically(_repo_dir() / "refs" / "main", snapshot.name)
     return snapshot
 
 
@@ -114,6 +128,9 @@ def _build(base_model: str, weights: Path | None, output_dir: Path) -> None:
         module.auto_model = module.auto_model.merge_and_unload()
     model = SentenceTransformer(modules=[module], similarity_fn_name="cosine")
     model.save(str(output_dir), create_model_card=False)
+    for record in ("training_record.json", "rl_training_record.json"):  # the model card points to them
+        if weights is not None and (weights / record).is_file():
+            shutil.copy(weights / record, output_dir / record)
     (output_dir / "README.md").write_text(_model_card(base_model, weights, module), encoding="utf-8")
 
 
@@ -121,19 +138,36 @@ def _model_card(base_model: str, weights: Path | None, module) -> str:
     config = json.dumps(module.get_config_dict(), indent=2)
     record = weights / "training_record.json" if weights else None
     if record is not None and record.is_file():
-        training = f"**Training:** stage 1 (supervised), merged from `{weights}`; {_summary(record)}"
+        source = "shipped with st-search-r3" if weights == SHIPPED_WEIGHTS else f"from `{weights.name}`"
+        training = f"**Training:** the trained adapter {source}, merged into the base; {_summary(record)}"
         if (weights / "rl_training_record.json").is_file():
             training += " " + _rl_summary(weights / "rl_training_record.json")
         if (weights / "scores.md").is_file():
             training += "\n\n" + (weights / "scores.md").read_text(encoding="utf-8").strip()
     elif weights is not None:
-        training = f"**Training:** merged from the adapter in `{weights}` (no training record found)."
+        training = f"**Training:** merged from the adapter `{weights.name}` (no training record found)."
     else:
         training = (
             "**Training: none yet.** `<|embed_token|>` was added to the vocabulary with the mean of the existing\n"
             "embedding rows; no weight was trained. This model is a working pipeline, not a good retriever."
         )
-    return f"""# search-r3 (st-search-r3 {__version__})
+    hub_base = HUB_BASE_MODELS.get(base_model, base_model)
+    return f"""---
+library_name: sentence-transformers
+license: apache-2.0
+base_model: {hub_base}
+pipeline_tag: sentence-similarity
+language:
+- en
+tags:
+- sentence-transformers
+- sentence-similarity
+- feature-extraction
+- search-r3
+- reasoning
+---
+
+# search-r3 (st-search-r3 {__version__})
 
 A [Search-R3](https://arxiv.org/abs/2510.07048) embedder for sentence-transformers: the causal LM
 `{base_model}` reasons about a query, then emits `<|embed_token|>`; the final hidden state at that
@@ -141,6 +175,12 @@ token ({module.get_embedding_dimension()} dimensions, L2-normalised, cosine simi
 embedding. Documents are embedded in one forward pass without reasoning.
 
 {training}
+
+## Usage
+
+```bash
+pip install st-search-r3        # then, once: st-search-r3 install
+```
 
 ```python
 from sentence_transformers import SentenceTransformer
@@ -152,7 +192,9 @@ documents = model.encode_document(["lion: large gregarious predatory cat of Afri
 print(model.similarity(queries, documents))
 ```
 
-Settings (`search_r3_config.json`):
+## Settings
+
+`search_r3_config.json`:
 
 ```json
 {config}
@@ -160,15 +202,32 @@ Settings (`search_r3_config.json`):
 """
 
 
+REASONING_SOURCES = {
+    "base": "after the base model's own reasoning",
+    "keywords": "with keyword reasoning condensed from the relevant document",
+    "self": "with the model's own reasoning where it helped, else keyword reasoning",
+}
+
+
 def _summary(record_path: Path) -> str:
+    """One line per training run behind the weights (earlier runs first), and the total time."""
     record = json.loads(record_path.read_text())
-    config = record["config"]
+    stages = [*record.get("previous_stages", []), record]
+    lines = []
+    for number, stage in enumerate(stages):
+        config = stage["config"]
+        pairs = stage["steps"] * stage["training_arguments"]["per_device_train_batch_size"]
+        how = REASONING_SOURCES.get(config.get("reasoning_targets", "base"), "with reasoning")
+        start = f"LoRA r={config['lora_r']} and the `<|embed_token|>` row" if number == 0 else "then"
+        lines.append(
+            f"{start} {stage['steps']} steps ({pairs:,} triplets from {', '.join(config['sources'])}; "
+            f"{config.get('reasoning_queries', 0):,} anchors {how}) in {stage['train_seconds_this_run'] / 3600:.2f} h "
+            f"({stage['pairs_per_second']:.2f} pairs/s)"
+        )
+    total = sum(stage["train_seconds_this_run"] for stage in stages)
     return (
-        f"LoRA r={config['lora_r']} and the `<|embed_token|>` row, trained {record['steps']} steps "
-        f"({record['steps'] * record['training_arguments']['per_device_train_batch_size']:,} triplets from "
-        f"{', '.join(config['sources'])}; {config.get('reasoning_queries', 0)} anchors after the base model's "
-        f"own reasoning) in {record['train_seconds_this_run'] / 3600:.2f} h "
-        f"on a 2-core CPU ({record['pairs_per_second']:.2f} pairs/s). Data sha256 in `training_record.json`."
+        "; ".join(lines) + f". {total / 3600:.2f} h of training in all on a 2-core CPU; config, data sha256 and "
+        "logs in `training_record.json`."
     )
 
 

@@ -62,7 +62,7 @@ def build_source(name: str, out: Path, seed: int, guide) -> dict:
     train = splits["train"].sample(TRAIN_QUERIES, TRAIN_DOCUMENTS, seed)
     train.save(staging / "train")
     counts["train"] = {"queries": len(train.queries), "documents": len(train.corpus)}
-    triplets = mine_hard_negatives(train, guide)
+    triplets = mine_hard_negatives(train, guide, seed=seed)
     triplets.save_to_disk(str(staging / "train_triplets"))
     counts["train_triplets"] = len(triplets)
     manifest = {

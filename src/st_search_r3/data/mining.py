@@ -15,6 +15,7 @@ def mine_hard_negatives(
     max_relative_score: float = 0.95,
     batch_size: int = 128,
     show_progress_bar: bool = True,
+    seed: int = 0,
 ) -> Dataset:
     """One ``(anchor, positive, negative)`` row per query of ``split``.
 
@@ -42,7 +43,7 @@ def mine_hard_negatives(
         show_progress_bar=show_progress_bar,
     )
     position = {d: i for i, d in enumerate(document_ids)}
-    rng = np.random.default_rng(0)
+    rng = np.random.default_rng(seed)
     rows = {"anchor": [], "positive": [], "negative": [], "query_id": [], "negative_id": []}
     for start in range(0, len(query_ids), 1024):
         scores = queries[start : start + 1024] @ documents.T
@@ -59,8 +60,11 @@ def mine_hard_negatives(
                 ),
                 None,
             )
-            while negative is None or negative in relevant:
-                negative = document_ids[rng.integers(len(document_ids))]
+            if negative is None:
+                others = [d for d in document_ids if d not in relevant]
+                if not others:
+                    continue
+                negative = others[rng.integers(len(others))]
             rows["anchor"].append(split.queries[query_id])
             rows["positive"].append(split.corpus[positive_id])
             rows["negative"].append(split.corpus[negative])

@@ -8,6 +8,7 @@ from mteb.models.model_implementations import MODEL_REGISTRY
 from mteb.models.model_meta import ModelMeta, ScoringFunction
 
 from st_search_r3 import __version__
+from st_search_r3.base_model import packaged_base_shape
 from st_search_r3.install import HUB_ID, MODEL_NAME
 
 SEARCH_R3_CITATION = """@article{search_r3_2025,
@@ -27,8 +28,30 @@ def load_search_r3(model_name: str, revision: str | None = None, device: str | N
 
     from st_search_r3.install import install
 
+    # The installed snapshot, by path: no hub lookup.
     model = SentenceTransformer(str(install()), trust_remote_code=True, device=device, **kwargs)
     return SentenceTransformerEncoderWrapper(model)
+
+
+def _base_shape() -> dict[str, int]:
+    """The packaged base's size from its GGUF header; zeros when the base wheel is missing (the loader then
+    says how to install it)."""
+    try:
+        return packaged_base_shape()
+    except FileNotFoundError:
+        return {"parameters": 0, "hidden_size": 0, "vocab_size": 0}
+
+
+_SHAPE = _base_shape()
+# Trained on the training splits of these tasks' data sets (their test splits are disjoint by synset,
+# package group and module, but MTEB counts a data set as seen when any split of it trained the model;
+# the demo task is a sample of the WordNet test split).
+TRAINING_TASKS = {
+    "SearchR3WordNetRetrieval",
+    "SearchR3DebianRetrieval",
+    "SearchR3PythonCodeRetrieval",
+    "SearchR3WordNetDemo",
+}
 
 
 SEARCH_R3_META = ModelMeta(
@@ -37,29 +60,30 @@ SEARCH_R3_META = ModelMeta(
     revision=__version__,
     release_date="2026-11-22",
     languages=["eng-Latn"],
-    # SmolLM2-135M-Instruct (134,515,008, tied input/output embeddings) plus the <|embed_token|> row.
-    n_parameters=134_515_584,
-    n_embedding_parameters=49_153 * 576,
-    memory_usage_mb=514,
+    # The base (tied input/output embeddings) plus the <|embed_token|> row; float32 weights.
+    n_parameters=_SHAPE["parameters"] + _SHAPE["hidden_size"],
+    n_embedding_parameters=(_SHAPE["vocab_size"] + 1) * _SHAPE["hidden_size"],
+    memory_usage_mb=round(4 * (_SHAPE["parameters"] + _SHAPE["hidden_size"]) / 2**20),
     max_tokens=512,
-    embed_dim=576,
+    embed_dim=_SHAPE["hidden_size"],
     license="apache-2.0",
     open_weights=True,
-    public_training_code=None,
-    public_training_data=None,
+    public_training_code="train/sft.py and train/rl.py of the st-search-r3 source (configs in train/configs/)",
+    public_training_data="built offline by `python -m st_search_r3.data.build` from WordNet 3.0, Debian 12 package "
+    "descriptions and the Python standard library (train splits only)",
     framework=["Sentence Transformers", "PyTorch", "safetensors"],
     reference="https://arxiv.org/abs/2510.07048",
     similarity_fn_name=ScoringFunction.COSINE,
     # Queries get a reasoning system prompt and are answered before embedding; documents are not.
     use_instructions=True,
-    training_datasets=set(),
+    training_datasets=TRAINING_TASKS,
     adapted_from="HuggingFaceTB/SmolLM2-135M-Instruct",
     model_type=["dense"],
     citation=SEARCH_R3_CITATION,
 )
 
 
-# Importing this module registers the model, as mteb's own model modules do; `_mteb_hook` imports it
+# Importing this module registers the model, as mteb's own model modules do; `st_search_r3.mteb.hook` imports it
 # right after `mteb`, so `mteb.get_model("search-r3")` works without importing anything by hand.
 MODEL_REGISTRY[MODEL_NAME] = SEARCH_R3_META
 MODEL_REGISTRY[SEARCH_R3_META.name] = SEARCH_R3_META

@@ -1,13 +1,15 @@
-"""The base model's greedy reasoning for training queries, generated once and kept on disk.
+"""A model's greedy reasoning for training queries, generated once and kept on disk.
 
-Queries are embedded after reasoning at inference, so stage 1 trains the embed token after the
+Queries are embedded after reasoning at inference, so stage 1 can train the embed token after the
 model's own reasoning too. Generating it costs about a second per query on a 2-core CPU, so it is
 done once, appended to a JSON-lines file batch by batch (an interrupted run resumes where it
-stopped), and reused by every epoch and every later run with the same settings.
+stopped), and reused by every epoch and every later run whose model and settings are the same:
+the file is named by a digest of the weights, the prompt and the decoding settings.
 """
 
 from __future__ import annotations
 
+import hashlib
 import json
 import logging
 import os
@@ -16,6 +18,22 @@ from pathlib import Path
 from tqdm.auto import tqdm
 
 logger = logging.getLogger(__name__)
+
+
+def cache_path(root: str | Path, module) -> Path:
+    """``<root>/reasoning/<digest>.jsonl``: the cache file of what ``module`` reasons. The digest covers every
+    weight of its LLM, the reasoning prompt, the budget and the repetition guards, so that two models with
+    the same folder name, or an edited prompt, never share a cache."""
+    import torch
+
+    digest = hashlib.sha256()
+    for key, value in sorted(module.get_config_dict().items()):
+        if key in ("reasoning_prompt", "max_reasoning_tokens", "repetition_penalty", "no_repeat_ngram_size"):
+            digest.update(f"{key}={value!r}\n".encode())
+    for name, tensor in sorted(module.auto_model.state_dict().items()):
+        digest.update(name.encode())
+        digest.update(tensor.detach().to(torch.float32).contiguous().cpu().numpy().tobytes())
+    return Path(root) / "reasoning" / f"{digest.hexdigest()[:16]}.jsonl"
 
 
 def load_reasoning(path: str | Path) -> dict[str, str]:

@@ -1,4 +1,4 @@
-"""The stage-3 RL environment: corpus embeddings cached in a faiss index, refreshed incrementally.
+"""The RL environment (stage 2's corpus side): corpus embeddings cached in a faiss index, refreshed incrementally.
 
 Re-encoding the whole corpus after every policy update would make an RL step cost grow with the corpus.
 Instead every document vector is cached with the step it was computed at, and each step refreshes

@@ -1,7 +1,7 @@
 """Copies a trained adapter into the package, so that `st-search-r3 install` merges it into `search-r3`.
 
-python train/ship.py runs/sft/final [--scores benchmarks/results/quality_test.md]
-python train/ship.py runs/rl/final --stacked-on src/st_search_r3/weights [--scores ...]
+st-search-r3 ship runs/sft/final [--scores benchmarks/results/quality_test.md]
+st-search-r3 ship runs/rl/final --stacked-on src/st_search_r3/weights [--scores ...]
 
 Ships the LoRA adapter (with the embed-token row), its tokenizer and settings, the training record and
 curves, and optionally a scores table for the model card, into ``src/st_search_r3/weights/``; the
@@ -10,11 +10,12 @@ renamed into place.
 
 A stage-2 adapter (``train/rl.py``) was trained on the installed stage-1 model, so it is shipped stacked
 on the stage-1 adapter it was installed from (``--stacked-on``): one adapter of both ranks that gives the
-same weights as merging the two in turn (``st_search_r3.lora_stack``). The stage-1 record and curves stay;
+same weights as merging the two in turn (``st_search_r3.training.lora_stack``). The stage-1 record and curves stay;
 the stage-2 ones are added as ``rl_training_record.json`` and ``rl_curves.png``.
 """
 
-import argparse
+from __future__ import annotations
+
 import json
 import shutil
 from pathlib import Path
@@ -24,7 +25,7 @@ from safetensors.torch import load_file, save_file
 
 from st_search_r3.atomic import staged_folder
 from st_search_r3.install import SHIPPED_WEIGHTS, revision
-from st_search_r3.lora_stack import stack_lora_adapters
+from st_search_r3.training.lora_stack import stack_lora_adapters
 
 COPIED = [  # besides the adapter
     "search_r3_config.json",
@@ -36,26 +37,21 @@ COPIED = [  # besides the adapter
 ]
 
 
-def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("run", type=Path, help="a train/sft.py or train/rl.py output folder (its final/)")
-    parser.add_argument("--scores", type=Path, help="a markdown scores table for the model card")
-    parser.add_argument("--stacked-on", type=Path, help="the stage-1 weights a train/rl.py run was installed from")
-    parser.add_argument("--output", type=Path, default=SHIPPED_WEIGHTS, help="where to (default: the package's)")
-    args = parser.parse_args()
-
-    with staged_folder(args.output) as staging:
-        if args.stacked_on:
-            ship_stacked(args.run, args.stacked_on, staging)
+def ship(run: Path, scores: Path | None = None, stacked_on: Path | None = None, output: Path = SHIPPED_WEIGHTS) -> None:
+    """Writes the adapter of ``run`` (stacked on ``stacked_on`` if given) and ``scores`` into ``output``,
+    atomically, and prints what is there."""
+    with staged_folder(output) as staging:
+        if stacked_on:
+            ship_stacked(run, stacked_on, staging)
         else:
-            ship(args.run, staging)
-        if args.scores:
-            shutil.copy(args.scores, staging / "scores.md")
-    for path in sorted(args.output.iterdir()):
+            ship_plain(run, staging)
+        if scores:
+            shutil.copy(scores, staging / "scores.md")
+    for path in sorted(output.iterdir()):
         print(f"{path.stat().st_size / 1e6:8.2f} MB  {path}")
 
 
-def ship(run: Path, staging: Path) -> None:
+def ship_plain(run: Path, staging: Path) -> None:
     config = json.loads((run / "adapter_config.json").read_text())
     write_adapter(staging, load_file(run / "adapter_model.safetensors"), config, run)
     copy_if_present({run.parent / "curves.png": "curves.png"}, staging)
@@ -93,7 +89,3 @@ def copy_if_present(sources: dict[Path, str], staging: Path) -> None:
     for source, name in sources.items():
         if source.is_file():
             shutil.copy(source, staging / name)
-
-
-if __name__ == "__main__":
-    main()

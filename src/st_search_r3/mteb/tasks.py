@@ -15,9 +15,9 @@ from mteb.abstasks.retrieval import AbsTaskRetrieval
 from mteb.abstasks.task_metadata import TaskMetadata
 
 from st_search_r3.data.build import data_dir
+from st_search_r3.data.demo import DEMO_DIR
 from st_search_r3.data.retrieval_split import RetrievalSplit
 
-RESOURCES = Path(__file__).parent / "resources"
 
 
 def task_metadata(name: str, description: str, reference: str, license: str, domains: list[str]) -> TaskMetadata:
@@ -84,7 +84,7 @@ class WordNetDemoRetrieval(LocalRetrievalTask):
 
     @classmethod
     def root(cls) -> Path:
-        return RESOURCES / "wordnet_demo"
+        return DEMO_DIR
 
 
 class WordNetRetrieval(LocalRetrievalTask):
@@ -132,15 +132,10 @@ class PythonCodeRetrieval(LocalRetrievalTask):
         return data_dir() / "pycode"
 
 
-def demo_split() -> RetrievalSplit:
-    """The shipped WordNet sample (40 queries, 600 documents) as a :class:`RetrievalSplit`."""
-    return RetrievalSplit.load(WordNetDemoRetrieval.root() / "test")
-
-
 TASKS: list[type[LocalRetrievalTask]] = [WordNetDemoRetrieval, WordNetRetrieval, DebianRetrieval, PythonCodeRetrieval]
 DATA_TASKS = TASKS[1:]
 
-# Importing this module registers the tasks (`mteb run -t SearchR3WordNetDemo`); `_mteb_hook` imports it
+# Importing this module registers the tasks (`mteb run -t SearchR3WordNetDemo`); `st_search_r3.mteb.hook` imports it
 # right after `mteb`. The registry is a private dict of the module shadowed by `mteb.get_tasks()`.
 for _task in TASKS:
     importlib.import_module("mteb.get_tasks")._TASKS_REGISTRY[_task.metadata.name] = _task

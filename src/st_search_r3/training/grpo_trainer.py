@@ -11,9 +11,9 @@ from sentence_transformers import SentenceTransformer
 from transformers.trainer_utils import PREFIX_CHECKPOINT_DIR
 from trl import GRPOConfig, GRPOTrainer
 
-from st_search_r3.corpus_index import CorpusIndex
 from st_search_r3.embedding import last_token_embedding, left_pad
-from st_search_r3.reward import dcg_reward, format_reward
+from st_search_r3.training.corpus_index import CorpusIndex
+from st_search_r3.training.reward import dcg_reward, format_reward
 
 CORPUS_INDEX_DIR = "corpus_index"
 
@@ -25,7 +25,7 @@ class SearchR3GRPOTrainer(GRPOTrainer):
     (EOS or the budget also end them; the token is then appended, as at inference). Each completion's
     embedding is the policy's own last hidden state at that token, computed without gradients right
     after generation (:meth:`_generate`) and handed to the reward functions as the ``embedding``
-    column. Two rewards (see :mod:`st_search_r3.reward`), weighted by ``args.reward_weights``:
+    column. Two rewards (see :mod:`st_search_r3.training.reward`), weighted by ``args.reward_weights``:
     ``ranking_reward``, nDCG@``ranking_k`` of the query's ``relevant_ids`` in the cached corpus, and
     ``format_reward``. The corpus cache is refreshed once per step before ranking, and saved in every
     checkpoint (``corpus_index/``). Everything else (loss, LoRA via ``peft_config``, accelerate, vLLM)
@@ -101,7 +101,13 @@ class SearchR3GRPOTrainer(GRPOTrainer):
     def ranking_reward(self, completions, embedding, relevant_ids, trainer_state, log_metric, **kwargs) -> list[float]:
         """nDCG@k of each completion's relevant documents among the cached corpus (refreshed first)."""
         touched = sorted({doc for ids in relevant_ids for doc in ids})
-        for name, value in self.corpus.refresh(trainer_state.global_step, touched).items():
+        # Refreshing encodes documents with the policy itself, and encode() switches it to eval mode.
+        was_training = self.search_r3.training
+        try:
+            refreshed = self.corpus.refresh(trainer_state.global_step, touched)
+        finally:
+            self.search_r3.train(was_training)
+        for name, value in refreshed.items():
             log_metric(f"corpus/{name}", value)
         _, ranked = self.corpus.search(np.stack(embedding), self.ranking_k)
         return [dcg_reward(row.tolist(), ids, self.ranking_k) for row, ids in zip(ranked, relevant_ids, strict=True)]

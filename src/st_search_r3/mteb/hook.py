@@ -28,8 +28,8 @@ class _RegisterAfterMtebImport(importlib.abc.MetaPathFinder):
             try:
                 # Each registers itself on import. A module already being imported (it is what imported
                 # mteb) comes back half-done here and registers when it finishes.
-                import st_search_r3.mteb_model  # noqa: F401
-                import st_search_r3.mteb_tasks  # noqa: F401
+                import st_search_r3.mteb.model  # noqa: F401
+                import st_search_r3.mteb.tasks  # noqa: F401
             except Exception as error:  # a broken registration must never break `import mteb`
                 warnings.warn(f"st-search-r3 could not register with MTEB: {error!r}", stacklevel=2)
 

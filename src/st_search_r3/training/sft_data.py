@@ -1,0 +1,163 @@
+"""Stage 1, supervised: the model to train and its training set."""
+
+from __future__ import annotations
+
+import json
+import logging
+from pathlib import Path
+
+import torch
+
+from datasets import Dataset, DatasetDict, concatenate_datasets, load_from_disk
+from sentence_transformers import SentenceTransformer
+
+from st_search_r3.data.reasoning_targets import reasoning_targets
+from st_search_r3.module import SearchR3
+from st_search_r3.training.config import SearchR3SFTConfig
+from st_search_r3.training.reasoning_cache import cache_path, cache_reasoning
+
+logger = logging.getLogger(__name__)
+
+
+def build_model(config: SearchR3SFTConfig) -> SentenceTransformer:
+    """SearchR3 on the base LLM, with LoRA on every linear layer and the embed-token row trainable
+    (a new adapter, or ``config.init_adapter`` trained further)."""
+    from peft import LoraConfig, PeftModel, get_peft_model
+
+    module = SearchR3(
+        config.base_model,
+        max_reasoning_tokens=config.max_reasoning_tokens,
+        max_seq_length=config.max_seq_length,
+        model_kwargs={"attn_implementation": config.attn_implementation},
+    )
+    if config.init_adapter:
+        module.auto_model = PeftModel.from_pretrained(module.auto_model, config.init_adapter, is_trainable=True)
+    else:
+        lora = LoraConfig(
+            r=config.lora_r,
+            lora_alpha=config.lora_alpha,
+            lora_dropout=config.lora_dropout,
+            target_modules="all-linear",
+            trainable_token_indices={"embed_tokens": [module.embed_token_id]},
+        )
+        module.auto_model = get_peft_model(module.auto_model, lora)
+    # Recorded in the adapter's config: the name, not this machine's cache path, finds the base again.
+    module.auto_model.peft_config["default"].base_model_name_or_path = config.base_model
+    return SentenceTransformer(modules=[module], similarity_fn_name="cosine")
+
+
+ROUTES = {
+    # Anchors with reasoning are (query, reasoning) pairs: the query prompt, the reasoning, the token.
+    "reasoning": {"anchor": "query", "positive": "document", "negative": "document"},
+    # The others take the reasoning-off query format, which is the document format.
+    "direct": {"anchor": "document", "positive": "document", "negative": "document"},
+}
+
+
+def load_training_set(config: SearchR3SFTConfig, model: SentenceTransformer, seed: int = 0) -> DatasetDict:
+    """The training triplets, split into ``"reasoning"`` and ``"direct"`` anchors (see :data:`ROUTES`).
+
+    The first ``config.reasoning_queries`` anchors get their reasoning (``config.reasoning_targets``):
+
+    - ``"keywords"``: key terms condensed from the relevant document (:mod:`st_search_r3.data.reasoning_targets`);
+    - ``"self"``: ``model``'s own greedy reasoning where it helps, else the keywords (:func:`self_distilled`);
+    - ``"base"``: the base model's own greedy reasoning.
+
+    Generated reasoning is cached on disk (:func:`~st_search_r3.training.reasoning_cache.cache_path`); it takes
+    about a second per query. Each batch comes from one of the two sets, in proportion to their sizes.
+    Documents are cut to ``config.max_document_tokens`` tokens.
+    """
+    tokenizer = model[0].tokenizer
+    triplets = load_triplets(config, seed)
+    if config.max_document_tokens:
+        triplets = triplets.map(
+            lambda rows: {
+                column: cut_to_tokens(rows[column], tokenizer, config.max_document_tokens)
+                for column in ("positive", "negative")
+            },
+            batched=True,
+            desc="cutting documents",
+        )
+    with_reasoning = triplets.select(range(min(config.reasoning_queries, len(triplets))))
+    direct = triplets.select(range(len(with_reasoning), len(triplets))).select_columns(["anchor", "positive", "negative"])
+    parts = {"direct": direct} if len(direct) else {}
+    if len(with_reasoning):
+        if config.reasoning_targets == "keywords":
+            pairs = [list(pair) for pair in zip(with_reasoning["anchor"], with_reasoning["reasoning"])]
+        elif config.reasoning_targets == "self":
+            pairs = self_distilled(model, with_reasoning, cache_path(config.root(), model[0]))
+        elif config.reasoning_targets == "base":
+            # bf16 weights reason about twice as fast on CPU; these texts are data, not vectors to compare.
+            module = SearchR3(config.base_model, max_reasoning_tokens=config.max_reasoning_tokens, precision="bfloat16")
+            reasoning = cache_reasoning(module, with_reasoning["anchor"], cache_path(config.root(), module))
+            del module
+            pairs = [[query, reasoning[query]] for query in with_reasoning["anchor"]]
+        else:
+            raise ValueError(f"reasoning_targets must be 'keywords', 'self' or 'base', got {config.reasoning_targets!r}")
+        parts["reasoning"] = with_reasoning.remove_columns("anchor").add_column("anchor", pairs)
+        parts["reasoning"] = parts["reasoning"].select_columns(["anchor", "positive", "negative"])
+    return DatasetDict(parts)
+
+
+def self_distilled(model: SentenceTransformer, triplets: Dataset, cache: Path, batch_size: int = 16) -> list[list[str]]:
+    """``(query, reasoning)`` per triplet: the model's own greedy reasoning when, with it, the query's embedding
+    separates the positive from the negative by a wider cosine margin than without reasoning (rejection
+    sampling on the model's own output), else the triplet's keyword ``reasoning`` (the teacher).
+
+    The model's reasoning is generated once into ``cache`` (bf16 autocast: these are texts, not vectors).
+    """
+    module = model[0]
+    queries = triplets["anchor"]
+    with torch.autocast("cpu", dtype=torch.bfloat16):
+        own = cache_reasoning(module, queries, cache, batch_size=batch_size)
+
+    def embed(items, **kwargs):
+        vectors = []
+        with torch.inference_mode(), torch.autocast("cpu", dtype=torch.bfloat16):
+            for start in range(0, len(items), batch_size):
+                features = module.preprocess(items[start : start + batch_size], **kwargs)
+                vectors.append(module(features, **kwargs)["sentence_embedding"].float())
+        return torch.cat(vectors)
+
+    positives, negatives = embed(triplets["positive"], task="document"), embed(triplets["negative"], task="document")
+    with_own = embed([(q, own[q]) for q in queries], task="query")
+    without = embed(queries, task="query", reasoning=False)
+
+    def margin(anchors):
+        return (anchors * positives).sum(-1) - (anchors * negatives).sum(-1)
+
+    kept = (margin(with_own) > margin(without)).tolist()
+    logger.info("Own reasoning kept for %d of %d anchors (it beat no reasoning)", sum(kept), len(kept))
+    return [[q, own[q] if keep else teacher] for q, teacher, keep in zip(queries, triplets["reasoning"], kept)]
+
+
+def cut_to_tokens(texts: list[str], tokenizer, max_tokens: int) -> list[str]:
+    """Each text cut to its first ``max_tokens`` tokens (texts already short enough are kept as they are)."""
+    ids = tokenizer(texts, add_special_tokens=False)["input_ids"]
+    return [text if len(row) <= max_tokens else tokenizer.decode(row[:max_tokens]) for text, row in zip(texts, ids)]
+
+
+def load_triplets(config: SearchR3SFTConfig, seed: int = 0) -> Dataset:
+    """``(anchor, positive, negative, reasoning)`` rows mixed from the sources, shuffled, capped; ``reasoning``
+    is the keyword reasoning condensed from the positive (:mod:`st_search_r3.data.reasoning_targets`)."""
+    parts = []
+    for source in config.sources:
+        folder = config.root() / source / "train_triplets"
+        if not folder.is_dir():
+            raise FileNotFoundError(f"{folder} is missing: build the data first: python -m st_search_r3.data.build")
+        triplets = load_from_disk(str(folder)).select_columns(["anchor", "positive", "negative"])
+        targets = reasoning_targets(source, triplets["anchor"], triplets["positive"])
+        parts.append(triplets.add_column("reasoning", targets))
+    mixed = concatenate_datasets(parts).shuffle(seed=seed)
+    return mixed.select(range(min(config.max_train_pairs, len(mixed))))
+
+
+def data_fingerprint(config: SearchR3SFTConfig) -> dict[str, str]:
+    """The sha256 of every training file, from the build manifests, for the run record."""
+    fingerprint = {}
+    for source in config.sources:
+        manifest = json.loads((config.root() / source / "manifest.json").read_text())
+        fingerprint.update(
+            {f"{source}/{name}": digest for name, digest in manifest["files"].items() if name.startswith("train")}
+        )
+    return fingerprint
