@@ -34,7 +34,11 @@ from st_search_r3.data.build import data_dir
 from st_search_r3.data.retrieval_split import RetrievalSplit
 
 RESULTS = Path(__file__).parent / "results"
-TASKS = {"wordnet": "SearchR3WordNetRetrieval", "debian": "SearchR3DebianRetrieval", "pycode": "SearchR3PythonCodeRetrieval"}
+TASKS = {
+    "wordnet": "SearchR3WordNetRetrieval",
+    "debian": "SearchR3DebianRetrieval",
+    "pycode": "SearchR3PythonCodeRetrieval",
+}
 
 
 def loops(token_ids: tuple[int, ...], n: int = 4, times: int = 3) -> bool:
@@ -64,12 +68,17 @@ def report_task(model, source: str, split_name: str, num_queries: int, batch_siz
     relevant = [position[max(split.qrels[q], key=split.qrels[q].get)] for q in query_ids]
     queries = [split.queries[q] for q in query_ids]
     module = model[0]
-    documents = model.encode_document([split.corpus[d] for d in document_ids], batch_size=batch_size)
+    print(f"{TASKS[source]} {split_name}: {len(document_ids)} documents, {len(queries)} queries", flush=True)
+    documents = model.encode_document(
+        [split.corpus[d] for d in document_ids], batch_size=batch_size, show_progress_bar=True
+    )
     timings, vectors = {}, {}
     for reasoning in (False, True):
         module.forget_reasoning()
         start = time.perf_counter()
-        vectors[reasoning] = model.encode_query(queries, batch_size=batch_size, reasoning=reasoning)
+        vectors[reasoning] = model.encode_query(
+            queries, batch_size=batch_size, reasoning=reasoning, show_progress_bar=True
+        )
         timings[reasoning] = len(queries) / (time.perf_counter() - start)
     traces = module.reasoning_traces(queries)  # remembered from the encoding: no generation here
     rank_off, rank_on = ranks(vectors[False], documents, relevant), ranks(vectors[True], documents, relevant)
@@ -115,10 +124,14 @@ def write_outputs(rows: list[dict], split: str, suffix: str, command: str, model
     lines += ["Sample reasonings (seed 0): rank of the relevant document without -> with reasoning", ""]
     for r in rows:
         for s in r["samples"]:
-            lines.append(f"- [{r['task']}] **{s['query']}** -> _{s['reasoning']}_ (rank {s['rank_off']} -> {s['rank_on']})")
+            lines.append(
+                f"- [{r['task']}] **{s['query']}** -> _{s['reasoning']}_ (rank {s['rank_off']} -> {s['rank_on']})"
+            )
     output = RESULTS / f"reasoning_{split}{suffix}"
     output.with_suffix(".md").write_text("\n".join(lines) + "\n")
-    output.with_suffix(".json").write_text(json.dumps({"command": command, "model": model_name, "tasks": rows}, indent=2))
+    output.with_suffix(".json").write_text(
+        json.dumps({"command": command, "model": model_name, "tasks": rows}, indent=2)
+    )
     print("\n".join(lines))
 
 
@@ -143,6 +156,8 @@ def main() -> None:
 
         folder = str(install())
     model = SentenceTransformer(folder, trust_remote_code=True, device="cpu")
+    if hasattr(model[0].auto_model, "merge_and_unload"):  # a training run's adapter: merged, as install does
+        model[0].auto_model = model[0].auto_model.merge_and_unload()
     if args.precision == "bfloat16":
         model[0].auto_model.to(torch.bfloat16)
     for setting in ("repetition_penalty", "no_repeat_ngram_size", "max_reasoning_tokens"):

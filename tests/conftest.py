@@ -17,8 +17,8 @@ from transformers import LlamaConfig, LlamaForCausalLM, PreTrainedTokenizerFast
 
 from st_search_r3 import SearchR3
 from st_search_r3.data import wordnet
-from st_search_r3.data.mining import mine_hard_negatives
 from st_search_r3.data.demo import demo_split
+from st_search_r3.data.mining import mine_hard_negatives
 
 FIXTURES = Path(__file__).parent / "fixtures"
 

@@ -164,6 +164,7 @@ def test_mining_fallback_negatives_follow_the_seed():
         for seed in range(6)
     }
     assert "d0" not in draws.values() and len(set(draws.values())) > 1
-    assert draws[3] == mine_hard_negatives(split, guide, show_progress_bar=False, max_relative_score=0.0, seed=3)[0][
-        "negative_id"
-    ]
+    assert (
+        draws[3]
+        == mine_hard_negatives(split, guide, show_progress_bar=False, max_relative_score=0.0, seed=3)[0]["negative_id"]
+    )

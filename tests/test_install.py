@@ -92,7 +92,9 @@ def test_two_installs_at_once_both_succeed_and_leave_one_complete_snapshot(tiny_
     env = {**os.environ, "HF_HUB_CACHE": str(tmp_path / "hub")}
     script = f"from st_search_r3.install import install; print(install({tiny_llm!r}, force=True))"
     processes = [
-        subprocess.Popen([sys.executable, "-c", script], env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+        subprocess.Popen(
+            [sys.executable, "-c", script], env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True
+        )
         for _ in range(2)
     ]
     outputs = [process.communicate(timeout=300) for process in processes]

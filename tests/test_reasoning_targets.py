@@ -18,7 +18,9 @@ def test_distinctive_words_prefer_rare_words_and_skip_the_query():
 
 
 def test_code_target_gives_the_signature_and_identifiers():
-    code = "def urljoin(base, url, allow_fragments=True):\n    if not base:\n        return url\n    return urlparse(url)"
+    code = (
+        "def urljoin(base, url, allow_fragments=True):\n    if not base:\n        return url\n    return urlparse(url)"
+    )
     target = code_target("Join a base URL and a possibly relative URL", code)
     assert target.startswith("Function: urljoin(base, url, allow_fragments).")
     assert "urlparse" in target and "return" not in target

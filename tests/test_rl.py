@@ -60,8 +60,8 @@ def test_completion_embeddings_match_encode_query_with_that_reasoning(tiny_model
     from trl import GRPOConfig
 
     from st_search_r3.training.corpus_index import CorpusIndex
-    from st_search_r3.training.reward import dcg_reward
     from st_search_r3.training.grpo_trainer import SearchR3GRPOTrainer
+    from st_search_r3.training.reward import dcg_reward
 
     module = tiny_model[0]
     documents = ["a wild cat", "a sponge", "a small boat"]
@@ -111,6 +111,9 @@ def test_without_config_the_scripts_read_their_cpu_default():
     config, args = parse_config((SearchR3RLConfig, GRPOConfig), ROOT / "train/configs/rl.yaml", "", argv=[])
     assert args.use_cpu and not args.bf16 and config.model == "search-r3"
     config, args = parse_config(
-        (SearchR3SFTConfig, SentenceTransformerTrainingArguments), ROOT / "train/configs/sft.yaml", "", argv=["--lora_r", "4"]
+        (SearchR3SFTConfig, SentenceTransformerTrainingArguments),
+        ROOT / "train/configs/sft.yaml",
+        "",
+        argv=["--lora_r", "4"],
     )
     assert args.use_cpu and config.lora_r == 4 and config.sources == ["wordnet", "debian", "pycode"]

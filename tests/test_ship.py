@@ -11,7 +11,7 @@ from sentence_transformers import SentenceTransformer
 
 from st_search_r3.install import install
 from tests.test_rl import run_rl
-from tests.test_sft import ROOT, run_sft
+from tests.test_sft import run_sft
 
 
 def ship(*arguments) -> subprocess.CompletedProcess:

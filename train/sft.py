@@ -31,6 +31,7 @@ def main() -> None:
         triplet_weight=config.triplet_weight,
         lm_weight=config.lm_weight,
         kl_weight=config.kl_weight,
+        format_weight=config.format_weight,
         mini_batch_size=config.mini_batch_size,
     )
     args.router_mapping = {name: ROUTES[name] for name in train_dataset}

@@ -8,8 +8,8 @@ import faiss
 import numpy as np
 from sentence_transformers import SentenceTransformer
 
-from st_search_r3.install import install
 from st_search_r3.data.demo import demo_split
+from st_search_r3.install import install
 
 
 def run_demo(num_queries: int = 5, top_k: int = 3) -> None:

@@ -19,7 +19,6 @@ from st_search_r3.data.demo import DEMO_DIR
 from st_search_r3.data.retrieval_split import RetrievalSplit
 
 
-
 def task_metadata(name: str, description: str, reference: str, license: str, domains: list[str]) -> TaskMetadata:
     """Metadata of a local English text-to-text retrieval task scored by nDCG@10 on its ``test`` split."""
     return TaskMetadata(

@@ -70,9 +70,13 @@ class SearchR3SFTConfig(SearchR3TrainingConfig):
         default="base",
         metadata={
             "help": "the reasoning of those anchors: 'keywords' (key terms and related words condensed from the "
-            "relevant document, st_search_r3.data.reasoning_targets) or 'base' (the base model's own greedy "
-            "reasoning, generated once into the reasoning cache)"
+            "relevant document, st_search_r3.data.reasoning_targets), 'self' (the model's own greedy reasoning "
+            "where it beats no reasoning, else the keywords) or 'base' (the base model's own greedy reasoning); "
+            "generated reasoning is cached once"
         },
+    )
+    no_repeat_ngram_size: int = field(
+        default=0, metadata={"help": "repetition guard of the model's reasoning (saved with it; 0: off)"}
     )
     temperature: float = field(default=0.05, metadata={"help": "InfoNCE temperature"})
     triplet_margin: float = field(default=0.1, metadata={"help": "triplet margin (cosine)"})
@@ -80,6 +84,9 @@ class SearchR3SFTConfig(SearchR3TrainingConfig):
     triplet_weight: float = field(default=1.0, metadata={"help": "weight of the triplet term"})
     lm_weight: float = field(default=0.1, metadata={"help": "weight of the answer-format LM cross-entropy"})
     kl_weight: float = field(default=0.1, metadata={"help": "weight of KL(base || model) on the answers"})
+    format_weight: float = field(
+        default=0.0, metadata={"help": "weight of the cross-entropy of <|embed_token|> where it ends the answer"}
+    )
     mini_batch_size: int | None = field(default=None, metadata={"help": "gradient-cache mini-batch (None: off)"})
     eval_reasoning: bool = field(default=False, metadata={"help": "reason for dev queries (slow on CPU)"})
 

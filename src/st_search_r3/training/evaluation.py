@@ -43,5 +43,3 @@ def dev_evaluator(
     split = RetrievalSplit.load(root / task / "dev")
     split = split.sample(num_queries, num_documents or len(split.corpus), seed=0)
     return DevRetrievalEvaluator(split, name=f"{task}-dev", reasoning=reasoning)
-
-

@@ -30,6 +30,9 @@ class SearchR3Loss(nn.Module):
       reasoning or "The embedding is", and ``<|embed_token|>``), so it keeps emitting the token.
     - KL: ``KL(base || model)`` of the next-token distributions on those same tokens, where the base is
       the model with its LoRA adapters disabled (or a frozen copy taken at construction).
+    - Format: the cross-entropy of ``<|embed_token|>`` itself where it follows the answer, so the model
+      learns to end its reasoning by writing the token. Inside the LM term it is one token of many, and
+      too weak against the contrastive terms for the model ever to emit it.
 
     The total is the weighted sum. A term whose weight is 0 is not computed (no LM head, no base pass).
 
@@ -37,7 +40,7 @@ class SearchR3Loss(nn.Module):
         model: The SentenceTransformer whose first module is a :class:`~st_search_r3.SearchR3`.
         temperature: InfoNCE temperature on cosine similarities.
         triplet_margin: Margin of the triplet term, in cosine units.
-        infonce_weight, triplet_weight, lm_weight, kl_weight: Weights of the four terms.
+        infonce_weight, triplet_weight, lm_weight, kl_weight, format_weight: Weights of the five terms.
         mini_batch_size: If set, gradient caching (GradCache, as in
             ``CachedMultipleNegativesRankingLoss``): the batch is embedded in mini-batches of this size
             without gradients, the contrastive loss is back-propagated to the embeddings, then each
@@ -53,6 +56,7 @@ class SearchR3Loss(nn.Module):
         triplet_weight: float = 1.0,
         lm_weight: float = 0.1,
         kl_weight: float = 0.1,
+        format_weight: float = 0.0,
         mini_batch_size: int | None = None,
     ) -> None:
         super().__init__()
@@ -63,6 +67,7 @@ class SearchR3Loss(nn.Module):
         self.triplet_weight = triplet_weight
         self.lm_weight = lm_weight
         self.kl_weight = kl_weight
+        self.format_weight = format_weight
         self.mini_batch_size = mini_batch_size
         llm = model[0].auto_model
         uses_adapters = hasattr(llm, "disable_adapter")
@@ -96,16 +101,19 @@ class SearchR3Loss(nn.Module):
         hidden = shared_prefix_hidden_states(llm, input_ids, attention_mask, prefix_length)
         embeddings = F.normalize(hidden[:, -1].float(), dim=-1)
         sums = {}
-        if self.lm_weight or self.kl_weight:
+        if self.lm_weight or self.kl_weight or self.format_weight:
             targets_mask = answer_mask[:, prefix_length + 1 :].bool()
             rows = targets_mask.nonzero()[:, 0]
             tokens_per_row = targets_mask.sum(1).clamp(min=1).float()
             logits = llm.get_output_embeddings()(hidden[:, :-1][targets_mask]).float()
             # Every sequence counts once, however long its answer: per-token terms are averaged per row.
             weights = 1.0 / tokens_per_row[rows]
+            targets = input_ids[:, prefix_length + 1 :][targets_mask]
+            token_losses = F.cross_entropy(logits, targets, reduction="none")
             if self.lm_weight:
-                targets = input_ids[:, prefix_length + 1 :][targets_mask]
-                sums["lm"] = (F.cross_entropy(logits, targets, reduction="none") * weights).sum()
+                sums["lm"] = (token_losses * weights).sum()
+            if self.format_weight:
+                sums["format"] = token_losses[targets == self.model[0].embed_token_id].sum()
             if self.kl_weight:
                 base_logits = self._base_logits(features, prefix_length, targets_mask)
                 base_log_probs = F.log_softmax(base_logits, dim=-1)
@@ -127,6 +135,7 @@ class SearchR3Loss(nn.Module):
             "triplet": self.triplet_weight,
             "lm": self.lm_weight,
             "kl": self.kl_weight,
+            "format": self.format_weight,
         }
         return sum(weights[name] * value for name, value in terms.items())
 
@@ -141,7 +150,7 @@ class SearchR3Loss(nn.Module):
         encoded = [self.encode(features) for features in sentence_features]
         terms = self.contrastive([embeddings for embeddings, _ in encoded])
         num_sequences = sum(len(embeddings) for embeddings, _ in encoded)
-        for name in ("lm", "kl"):
+        for name in ("lm", "kl", "format"):
             if any(name in sums for _, sums in encoded):
                 terms[name] = sum(sums[name] for _, sums in encoded) / num_sequences
         self.last_terms = {name: float(value.detach()) for name, value in terms.items()}
@@ -212,5 +221,6 @@ class SearchR3Loss(nn.Module):
             "triplet_weight": self.triplet_weight,
             "lm_weight": self.lm_weight,
             "kl_weight": self.kl_weight,
+            "format_weight": self.format_weight,
             "mini_batch_size": self.mini_batch_size,
         }

@@ -7,7 +7,6 @@ import logging
 from pathlib import Path
 
 import torch
-
 from datasets import Dataset, DatasetDict, concatenate_datasets, load_from_disk
 from sentence_transformers import SentenceTransformer
 
@@ -28,6 +27,7 @@ def build_model(config: SearchR3SFTConfig) -> SentenceTransformer:
         config.base_model,
         max_reasoning_tokens=config.max_reasoning_tokens,
         max_seq_length=config.max_seq_length,
+        no_repeat_ngram_size=config.no_repeat_ngram_size,
         model_kwargs={"attn_implementation": config.attn_implementation},
     )
     if config.init_adapter:
@@ -79,7 +79,9 @@ def load_training_set(config: SearchR3SFTConfig, model: SentenceTransformer, see
             desc="cutting documents",
         )
     with_reasoning = triplets.select(range(min(config.reasoning_queries, len(triplets))))
-    direct = triplets.select(range(len(with_reasoning), len(triplets))).select_columns(["anchor", "positive", "negative"])
+    direct = triplets.select(range(len(with_reasoning), len(triplets))).select_columns(
+        ["anchor", "positive", "negative"]
+    )
     parts = {"direct": direct} if len(direct) else {}
     if len(with_reasoning):
         if config.reasoning_targets == "keywords":
@@ -93,7 +95,9 @@ def load_training_set(config: SearchR3SFTConfig, model: SentenceTransformer, see
             del module
             pairs = [[query, reasoning[query]] for query in with_reasoning["anchor"]]
         else:
-            raise ValueError(f"reasoning_targets must be 'keywords', 'self' or 'base', got {config.reasoning_targets!r}")
+            raise ValueError(
+                f"reasoning_targets must be 'keywords', 'self' or 'base', got {config.reasoning_targets!r}"
+            )
         parts["reasoning"] = with_reasoning.remove_columns("anchor").add_column("anchor", pairs)
         parts["reasoning"] = parts["reasoning"].select_columns(["anchor", "positive", "negative"])
     return DatasetDict(parts)
@@ -104,12 +108,15 @@ def self_distilled(model: SentenceTransformer, triplets: Dataset, cache: Path, b
     separates the positive from the negative by a wider cosine margin than without reasoning (rejection
     sampling on the model's own output), else the triplet's keyword ``reasoning`` (the teacher).
 
-    The model's reasoning is generated once into ``cache`` (bf16 autocast: these are texts, not vectors).
+    The model's reasoning is generated once into ``cache`` (bf16 autocast: these are texts, not vectors) and
+    cut to the teacher's form, its first two sentences, so that what is imitated stays short.
     """
     module = model[0]
     queries = triplets["anchor"]
     with torch.autocast("cpu", dtype=torch.bfloat16):
-        own = cache_reasoning(module, queries, cache, batch_size=batch_size)
+        own = {
+            q: first_sentences(r, 2) for q, r in cache_reasoning(module, queries, cache, batch_size=batch_size).items()
+        }
 
     def embed(items, **kwargs):
         vectors = []
@@ -129,6 +136,13 @@ def self_distilled(model: SentenceTransformer, triplets: Dataset, cache: Path, b
     kept = (margin(with_own) > margin(without)).tolist()
     logger.info("Own reasoning kept for %d of %d anchors (it beat no reasoning)", sum(kept), len(kept))
     return [[q, own[q] if keep else teacher] for q, teacher, keep in zip(queries, triplets["reasoning"], kept)]
+
+
+def first_sentences(text: str, count: int) -> str:
+    """The first ``count`` sentences of ``text`` (split at ". "), ending with a period."""
+    sentences = [part.strip() for part in text.split(". ") if part.strip()]
+    kept = ". ".join(sentences[:count])
+    return kept if kept.endswith(".") or not kept else kept + "."
 
 
 def cut_to_tokens(texts: list[str], tokenizer, max_tokens: int) -> list[str]:
