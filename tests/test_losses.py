@@ -27,7 +27,7 @@ def batch(model, texts, reasoning=True):
 
 
 def only(model, term: str, **kwargs) -> SearchR3Loss:
-    weights = {f"{name}_weight": 0.0 for name in ("infonce", "triplet", "lm", "kl")}
+    weights = {f"{name}_weight": 0.0 for name in ("infonce", "triplet", "lm", "kl", "format")}
     weights[f"{term}_weight"] = 1.0
     return SearchR3Loss(model, **{**weights, **kwargs})
 
@@ -80,6 +80,25 @@ def test_lm_term_is_the_mean_cross_entropy_of_the_answer(model, texts):
                 targets = column["input_ids"][row, 1:][mask]
                 per_sequence.append(F.cross_entropy(logits[row, :-1][mask], targets).item())
     assert value.item() == pytest.approx(sum(per_sequence) / len(per_sequence), rel=1e-4)
+
+
+def test_format_term_is_the_cross_entropy_of_the_embed_token_where_the_answer_ends(model, texts):
+    features = batch(model, texts)
+    value = only(model, "format")(features, None)
+    llm, embed = model[0].auto_model, model[0].embed_token_id
+    losses = []
+    with torch.no_grad():
+        for column in features:
+            logits = llm(
+                input_ids=column["input_ids"],
+                attention_mask=column["attention_mask"],
+                position_ids=(column["attention_mask"].cumsum(-1) - 1).clamp(min=0),
+            ).logits
+            # Every sequence ends with the token: predicted from the position before the last.
+            assert (column["input_ids"][:, -1] == embed).all()
+            targets = torch.full((len(logits),), embed)
+            losses += F.cross_entropy(logits[:, -2], targets, reduction="none").tolist()
+    assert value.item() == pytest.approx(sum(losses) / len(losses), rel=1e-4)
 
 
 def test_kl_is_zero_against_itself_and_positive_after_an_update(model, texts):

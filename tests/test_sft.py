@@ -6,6 +6,7 @@ import sys
 from pathlib import Path
 
 import numpy as np
+import pytest
 from huggingface_hub import constants
 from sentence_transformers import SentenceTransformer
 
@@ -55,7 +56,10 @@ def test_smoke_config_trains_two_steps_and_saves_a_loadable_model(tiny_llm, tiny
     monkeypatch.setattr(constants, "HF_HUB_CACHE", str(tmp_path / "hub"))
     merged_folder = install(weights=final)
     assert not (merged_folder / "adapter_config.json").exists()
-    assert "stage 1 (supervised)" in (merged_folder / "README.md").read_text()
+    card = (merged_folder / "README.md").read_text()
+    assert card.startswith("---\nlibrary_name: sentence-transformers\n") and "pip install st-search-r3" in card
+    assert "LoRA r=4" in card and str(tmp_path) not in card, "the card names the training, not this machine"
+    assert (merged_folder / "training_record.json").is_file(), "the record the card points to is there"
     merged = SentenceTransformer("search-r3", trust_remote_code=True)
     np.testing.assert_allclose(merged.encode_document(["a wild cat", "a sponge"]), embeddings, atol=1e-5)
 
@@ -103,3 +107,26 @@ def test_scripts_say_config_first_and_name_the_data_build(tiny_llm, tmp_path):
         assert "--config YAML (default:" in help_text.splitlines()[0]
     missing = run_sft(tiny_llm, tmp_path / "no-data", tmp_path / "run")
     assert missing.returncode != 0 and "python -m st_search_r3.data.build" in missing.stderr
+
+
+@pytest.mark.parametrize("targets", ["keywords", "self"])
+def test_smoke_config_trains_with_keyword_and_self_distilled_reasoning(tiny_llm, tiny_data, tmp_path, targets):
+    extra = ["--reasoning_targets", targets, "--format_weight", "1.0", "--no_repeat_ngram_size", "2"]
+    result = run_sft(tiny_llm, tiny_data, tmp_path / "run", *extra)
+    assert result.returncode == 0, result.stderr[-3000:]
+    final = tmp_path / "run" / "final"
+    record = json.loads((final / "training_record.json").read_text())
+    assert record["config"]["reasoning_targets"] == targets and record["steps"] == 2
+    assert any("loss/format" in row for row in record["log_history"])
+    assert json.loads((final / "search_r3_config.json").read_text())["no_repeat_ngram_size"] == 2
+    if targets == "self":
+        assert "Own reasoning kept for" in result.stderr
+        assert len(list((tiny_data / "reasoning").glob("*.jsonl"))) == 1
+
+
+def test_first_sentences_keeps_the_teacher_form():
+    from st_search_r3.training.sft_data import first_sentences
+
+    assert first_sentences("Key terms: a, b. Related: c. Key: d, d, d", 2) == "Key terms: a, b. Related: c."
+    assert first_sentences("Key terms: os.path, join", 2) == "Key terms: os.path, join."
+    assert first_sentences("", 2) == ""
