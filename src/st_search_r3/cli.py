@@ -32,7 +32,8 @@ def main(argv: list[str] | None = None) -> int:
     install.add_argument("--weights", help="a trained adapter folder to merge (default: the shipped one, if any)")
     path = commands.add_parser("path", help="print the folder of the installed model (exit 1 if not installed)")
     path.add_argument("--base-model", default=DEFAULT_BASE_MODEL)
-    commands.add_parser("demo", help="index a small real corpus with faiss and run a few queries")
+    demo = commands.add_parser("demo", help="index a small real corpus with faiss and run a few queries")
+    demo.add_argument("--reasoning", action="store_true", help="reason before embedding the queries")
     ship = commands.add_parser("ship", help="copy a trained adapter into the package (for releases)")
     ship.add_argument("run", type=Path, help="a train/sft.py or train/rl.py output folder (its final/)")
     ship.add_argument("--scores", type=Path, help="a markdown scores table for the model card")
@@ -58,7 +59,7 @@ def main(argv: list[str] | None = None) -> int:
     elif args.command == "demo":
         from st_search_r3.demo import run_demo
 
-        run_demo()
+        run_demo(reasoning=True if args.reasoning else None)
     elif args.command == "ship":
         from st_search_r3.training.ship import SHIPPED_WEIGHTS, ship
 

@@ -12,7 +12,15 @@ from st_search_r3.data.demo import demo_split
 from st_search_r3.install import install
 
 
-def run_demo(num_queries: int = 5, top_k: int = 3) -> None:
+def run_demo(num_queries: int = 5, top_k: int = 3, reasoning: bool | None = None) -> None:
+    """Indexes the shipped WordNet sample and searches it with a few of its definitions.
+
+    Args:
+        num_queries: Definitions searched.
+        top_k: Hits shown per query.
+        reasoning: Reason before embedding the queries (default: the installed model's setting, off for the
+            shipped search-r3, whose vectors are better without). Either way the reasoning is shown.
+    """
     model = SentenceTransformer(str(install()), trust_remote_code=True)
     split = demo_split()
     document_ids = list(split.corpus)
@@ -25,11 +33,15 @@ def run_demo(num_queries: int = 5, top_k: int = 3) -> None:
 
     query_ids = list(split.queries)[:num_queries]
     queries = [split.queries[i] for i in query_ids]
-    print(f"Reasoning about {len(queries)} definitions, then embedding each at <|embed_token|> ...")
+    reasoning = model[0].reasoning if reasoning is None else reasoning
+    how = "reasoning first" if reasoning else "without reasoning (the shipped default)"
+    print(f"Embedding {len(queries)} definitions at <|embed_token|>, {how} ...")
     start = time.perf_counter()
-    query_vectors = model.encode_query(queries, batch_size=len(queries))
+    query_vectors = model.encode_query(queries, batch_size=len(queries), reasoning=reasoning)
     print(f"  {len(queries) / (time.perf_counter() - start):.2f} queries/s")
-    reasoning = model[0].reasoning_of(queries)  # remembered from encode_query: no second generation
+    if not reasoning:
+        print("What the model would reason with reasoning=True (not used for these vectors):")
+    reasoning = model[0].reasoning_of(queries)  # after reasoning encode_query: remembered, no second generation
     traces = model[0].reasoning_traces(queries)
     scores, hits = index.search(query_vectors.astype(np.float32), top_k)
 
