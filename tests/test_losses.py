@@ -62,6 +62,15 @@ def test_infonce_gradient_matches_finite_differences(model):
     assert torch.autograd.gradcheck(lambda *e: loss.contrastive(list(e))["infonce"], embeddings)
 
 
+def full_logits(llm, column) -> torch.Tensor:
+    """Next-token logits of a left-padded column from one plain forward pass (no shared prefix)."""
+    return llm(
+        input_ids=column["input_ids"],
+        attention_mask=column["attention_mask"],
+        position_ids=(column["attention_mask"].cumsum(-1) - 1).clamp(min=0),
+    ).logits
+
+
 def test_lm_term_is_the_mean_cross_entropy_of_the_answer(model, texts):
     features = batch(model, texts)
     loss = only(model, "lm")
@@ -70,11 +79,7 @@ def test_lm_term_is_the_mean_cross_entropy_of_the_answer(model, texts):
     per_sequence = []
     with torch.no_grad():
         for column in features:
-            logits = llm(
-                input_ids=column["input_ids"],
-                attention_mask=column["attention_mask"],
-                position_ids=(column["attention_mask"].cumsum(-1) - 1).clamp(min=0),
-            ).logits
+            logits = full_logits(llm, column)
             for row in range(len(column["input_ids"])):
                 mask = column["answer_mask"][row, 1:].bool()
                 targets = column["input_ids"][row, 1:][mask]
@@ -89,11 +94,7 @@ def test_format_term_is_the_cross_entropy_of_the_embed_token_where_the_answer_en
     losses = []
     with torch.no_grad():
         for column in features:
-            logits = llm(
-                input_ids=column["input_ids"],
-                attention_mask=column["attention_mask"],
-                position_ids=(column["attention_mask"].cumsum(-1) - 1).clamp(min=0),
-            ).logits
+            logits = full_logits(llm, column)
             # Every sequence ends with the token: predicted from the position before the last.
             assert (column["input_ids"][:, -1] == embed).all()
             targets = torch.full((len(logits),), embed)
