@@ -76,3 +76,19 @@ def test_evaluate_reasons_for_queries_and_not_for_documents(tiny_model, monkeypa
     assert sum(n for task, n in batches if task == "query") == 40
     assert sum(n for task, n in batches if task == "document") == 600
     assert {task for task, _ in batches} == {"query", "document"}
+
+
+def test_base_shape_is_read_from_the_gguf_once_then_from_its_cache(tmp_path, monkeypatch):
+    import gguf
+
+    from st_search_r3.base_model import packaged_base_shape
+
+    monkeypatch.setenv("ST_SEARCH_R3_HOME", str(tmp_path))
+    first = packaged_base_shape()
+    assert (tmp_path / "base").is_dir()
+
+    def no_reading(*args, **kwargs):
+        raise AssertionError("the GGUF header was parsed again")
+
+    monkeypatch.setattr(gguf, "GGUFReader", no_reading)
+    assert packaged_base_shape() == first

@@ -83,14 +83,33 @@ def _convert_gguf(gguf_path: Path, target: Path) -> None:
 
 def packaged_base_shape() -> dict[str, int]:
     """The packaged base's size, read from the GGUF file's header (no weights are loaded): ``parameters``
-    (every tensor's element count), ``hidden_size`` and ``vocab_size``."""
+    (every tensor's element count), ``hidden_size`` and ``vocab_size``.
+
+    Reading the header takes ~2 s and MTEB's model registry asks for it at every ``import mteb``, so the
+    answer is kept next to the converted base, keyed by the GGUF file's size and modification time.
+    """
+    import json
+
+    gguf_path = packaged_gguf_path()
+    stat = gguf_path.stat()
+    key = f"{gguf_path.name}:{stat.st_size}:{stat.st_mtime_ns}"
+    cache = home_dir() / "base" / f"{gguf_path.name}.shape.json"
+    if cache.is_file():
+        cached = json.loads(cache.read_text())
+        if cached.get("key") == key:
+            return cached["shape"]
     from gguf import GGUFReader
 
-    reader = GGUFReader(packaged_gguf_path())
+    reader = GGUFReader(gguf_path)
     embedding = next(t for t in reader.tensors if t.name == "token_embd.weight")
     vocab_size, hidden_size = sorted(int(n) for n in embedding.shape)[::-1]
-    return {
+    shape = {
         "parameters": sum(int(t.n_elements) for t in reader.tensors),
         "hidden_size": hidden_size,
         "vocab_size": vocab_size,
     }
+    cache.parent.mkdir(parents=True, exist_ok=True)
+    with tempfile.NamedTemporaryFile("w", dir=cache.parent, delete=False, suffix=".tmp") as handle:
+        json.dump({"key": key, "shape": shape}, handle)
+    os.replace(handle.name, cache)
+    return shape
