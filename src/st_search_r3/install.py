@@ -13,13 +13,12 @@ from __future__ import annotations
 import hashlib
 import json
 import logging
-import os
 import shutil
 import tempfile
 from pathlib import Path
 
 from st_search_r3 import __version__
-from st_search_r3.atomic import exclusive_lock, replace_folder
+from st_search_r3.atomic import exclusive_lock, replace_folder, write_file
 from st_search_r3.base_model import DEFAULT_BASE_MODEL
 
 logger = logging.getLogger(__name__)
@@ -92,7 +91,7 @@ def install(base_model: str = DEFAULT_BASE_MODEL, force: bool = False, weights: 
         base_model = json.loads((weights / "adapter_config.json").read_text())["base_model_name_or_path"]
     snapshot = installed_path(base_model, weights)
     if not force and (snapshot / "modules.json").is_file():
-        _write_atomically(_repo_dir() / "refs" / "main", snapshot.name)
+        write_file(_repo_dir() / "refs" / "main", snapshot.name)
         return snapshot
     snapshots = snapshot.parent
     snapshots.mkdir(parents=True, exist_ok=True)
@@ -108,7 +107,7 @@ def install(base_model: str = DEFAULT_BASE_MODEL, force: bool = False, weights: 
                 replace_folder(staging, snapshot)
             finally:
                 shutil.rmtree(staging, ignore_errors=True)
-        _write_atomically(_repo_dir() / "refs" / "main", snapshot.name)
+        write_file(_repo_dir() / "refs" / "main", snapshot.name)
     return snapshot
 
 
@@ -244,10 +243,3 @@ def _rl_summary(record_path: Path) -> str:
         f"{record['train_seconds_this_run'] / 3600:.2f} h{progress}; shipped stacked on the stage-1 adapter "
         "(`rl_training_record.json`)."
     )
-
-
-def _write_atomically(path: Path, text: str) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    with tempfile.NamedTemporaryFile("w", dir=path.parent, delete=False, encoding="utf-8") as handle:
-        handle.write(text)
-    os.replace(handle.name, path)
