@@ -17,7 +17,7 @@ import shutil
 from pathlib import Path
 
 from st_search_r3.base_model import home_dir
-from st_search_r3.data import debian, pycode, wordnet
+from st_search_r3.data import debian, manpages, pycode, wordnet
 from st_search_r3.data.mining import mine_hard_negatives
 
 logger = logging.getLogger(__name__)
@@ -37,6 +37,11 @@ SOURCES = {
         "build": lambda seed: pycode.build(seed=seed, dev_fraction=0.1, test_fraction=0.15),
         "source": f"Python {pycode.PYTHON_VERSION} standard library source ({platform.python_implementation()})",
         "license": "Python Software Foundation License",
+    },
+    "manpages": {
+        "build": lambda seed: manpages.build(seed=seed),
+        "source": "Linux man-pages 6.03, Debian 12 packages manpages and manpages-dev (apt-get download)",
+        "license": "each page's own (GPL-2.0-or-later or the man-pages verbatim license, in its header)",
     },
 }
 EVAL_SIZES = {"dev": (200, 2000), "test": (300, 3000)}  # (queries, documents): sized for 2 CPU cores

@@ -131,7 +131,28 @@ class PythonCodeRetrieval(LocalRetrievalTask):
         return data_dir() / "pycode"
 
 
-TASKS: list[type[LocalRetrievalTask]] = [WordNetDemoRetrieval, WordNetRetrieval, DebianRetrieval, PythonCodeRetrieval]
+class ManPagesRetrieval(LocalRetrievalTask):
+    metadata = task_metadata(
+        name="SearchR3ManPagesRetrieval",
+        description="Linux man pages (man-pages 6.03, Debian 12): the query is a page's NAME summary without the "
+        "function names, the document its DESCRIPTION section. Split by page, one page per summary.",
+        reference="https://www.kernel.org/doc/man-pages/",
+        license="not specified",
+        domains=["Programming"],
+    )
+
+    @classmethod
+    def root(cls) -> Path:
+        return data_dir() / "manpages"
+
+
+TASKS: list[type[LocalRetrievalTask]] = [
+    WordNetDemoRetrieval,
+    WordNetRetrieval,
+    DebianRetrieval,
+    PythonCodeRetrieval,
+    ManPagesRetrieval,
+]
 DATA_TASKS = TASKS[1:]
 
 # Importing this module registers the tasks (`mteb run -t SearchR3WordNetDemo`); `st_search_r3.mteb.hook` imports it
