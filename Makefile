@@ -7,7 +7,7 @@ PY := $(VENV)/bin/python
 export HF_HUB_OFFLINE := 1
 export TOKENIZERS_PARALLELISM := false
 
-.PHONY: venv test lint demo install-model bench-speed bench-quality bench-reasoning bench-rl-env data sft sft-reasoning rl
+.PHONY: venv test lint demo install-model bench-speed bench-index bench-quality bench-reasoning bench-rl-env data sft sft-reasoning rl
 
 $(VENV)/.installed: pyproject.toml
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
@@ -34,6 +34,9 @@ install-model: venv
 
 bench-speed: venv
 	$(PY) benchmarks/encode_speed.py --precision float32 --precision bfloat16
+
+bench-index: venv
+	$(PY) benchmarks/index_speed.py
 
 data: venv
 	$(PY) -m st_search_r3.data.build

@@ -28,6 +28,7 @@ import resource
 import shutil
 import subprocess
 import sys
+import tempfile
 import time
 from pathlib import Path
 
@@ -76,11 +77,14 @@ def cache_dir(model_name: str, source: str, size: int) -> Path:
     return home_dir() / "index_bench" / f"{model_name}-{source}-{size}"
 
 
-def worker(model_name: str, source: str, size: int, batch_size: int) -> dict:
-    """Indexes one corpus (continuing its shard cache) and returns this segment's figures."""
+def worker(model_name: str, source: str, documents_file: Path, batch_size: int) -> dict:
+    """Indexes one corpus (continuing its shard cache) and returns this segment's figures. The documents
+    come from a file the parent wrote, so the peak memory is the model's and the encoding's, not the
+    data builder's."""
     from st_search_r3.indexing import encode_corpus
 
-    documents = corpus(source)[:size]
+    documents = json.loads(documents_file.read_text())
+    size = len(documents)
     model = load(model_name)
     model_id = f"{model_name}:{identity(model_name)}"
     folder = cache_dir(model_name, source, size)
@@ -113,11 +117,15 @@ def _peak_rss_mb() -> float:
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
 
 
-def run_worker(model_name: str, source: str, size: int, batch_size: int, fresh: bool) -> dict:
+def run_worker(model_name: str, source: str, documents: list[str], batch_size: int, fresh: bool) -> dict:
     if fresh:
-        shutil.rmtree(cache_dir(model_name, source, size), ignore_errors=True)
-    command = [sys.executable, __file__, "--worker", model_name, source, str(size), "--batch-size", str(batch_size)]
-    output = subprocess.run(command, check=True, stdout=subprocess.PIPE, text=True).stdout
+        shutil.rmtree(cache_dir(model_name, source, len(documents)), ignore_errors=True)
+    with tempfile.NamedTemporaryFile("w", suffix=".json") as documents_file:
+        json.dump(documents, documents_file)
+        documents_file.flush()
+        command = [sys.executable, __file__, "--worker", model_name, source, documents_file.name]
+        command += ["--batch-size", str(batch_size)]
+        output = subprocess.run(command, check=True, stdout=subprocess.PIPE, text=True).stdout
     return json.loads(output.strip().splitlines()[-1])
 
 
@@ -211,27 +219,30 @@ def truncation_study(source: str, documents: list[str], batch_size: int, lengths
 # -------------------------------------------------------------------------------------------- report
 
 
-def write_report(report: dict, output: Path) -> None:
+def write_settings(report: dict, output: Path) -> None:
     lines = [f"# {report['machine']}", f"# `{report['command']}`", ""]
-    if report["settings"]:
-        lines += [
-            "Settings, search-r3 on 1,000 documents per source, batch 32 (`encode_document`):",
-            "",
-            "| source | setting | docs/s | batch vs single min cos | cos to float32 mean / min | padding share |",
-            "|---|---|---:|---:|---|---:|",
-        ]
-        lines += [
-            f"| {r['source']} | {r['setting']} | {r['documents_per_s']:.1f} | {r['batch_vs_single_min_cos']:.7f} "
-            f"| {r['cos_to_float32_mean']:.5f} / {r['cos_to_float32_min']:.5f} | {r['padding_share']:.0%} |"
-            for r in report["settings"]
-        ]
-        lines += ["", "| source | max_seq_length | docs/s | mean tokens | truncated |", "|---|---:|---:|---:|---:|"]
-        lines += [
-            f"| {r['source']} | {r['max_seq_length']} | {r['documents_per_s']:.1f} | {r['mean_tokens']:.0f} "
-            f"| {r['truncated_share']:.0%} |"
-            for r in report["truncation"]
-        ]
-        lines.append("")
+    lines += [
+        "Settings, search-r3 on 1,000 documents per source, batch 32 (`encode_document`):",
+        "",
+        "| source | setting | docs/s | batch vs single min cos | cos to float32 mean / min | padding share |",
+        "|---|---|---:|---:|---|---:|",
+    ]
+    lines += [
+        f"| {r['source']} | {r['setting']} | {r['documents_per_s']:.1f} | {r['batch_vs_single_min_cos']:.7f} "
+        f"| {r['cos_to_float32_mean']:.5f} / {r['cos_to_float32_min']:.5f} | {r['padding_share']:.0%} |"
+        for r in report["settings"]
+    ]
+    lines += ["", "| source | max_seq_length | docs/s | mean tokens | truncated |", "|---|---:|---:|---:|---:|"]
+    lines += [
+        f"| {r['source']} | {r['max_seq_length']} | {r['documents_per_s']:.1f} | {r['mean_tokens']:.0f} "
+        f"| {r['truncated_share']:.0%} |"
+        for r in report["truncation"]
+    ]
+    _write(lines, {key: report[key] for key in ("command", "machine", "settings", "truncation")}, output)
+
+
+def write_sweep(report: dict, output: Path) -> None:
+    lines = [f"# {report['machine']}", f"# `{report['command']}`", ""]
     lines += [
         "Indexing at the shipped defaults (shards of 1,000, batch 32):",
         "",
@@ -248,9 +259,7 @@ def write_report(report: dict, output: Path) -> None:
                 f"| {minilm['documents_per_s'] / ours['documents_per_s']:.1f}x | {minilm['peak_rss_mb']:.0f} "
                 f"| {ours['peak_rss_mb']:.0f} |"
             )
-    output.with_suffix(".md").write_text("\n".join(lines) + "\n")
-    output.with_suffix(".json").write_text(json.dumps(report, indent=2))
-    print("\n".join(lines))
+    _write(lines, {key: report[key] for key in ("command", "machine", "sweep")}, output)
 
     import matplotlib
 
@@ -277,21 +286,27 @@ def write_report(report: dict, output: Path) -> None:
     figure.savefig(output.with_suffix(".png"), dpi=120)
 
 
+def _write(lines: list[str], data: dict, output: Path) -> None:
+    output.with_suffix(".md").write_text("\n".join(lines) + "\n")
+    output.with_suffix(".json").write_text(json.dumps(data, indent=2))
+    print("\n".join(lines))
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--worker", nargs=3, metavar=("MODEL", "SOURCE", "SIZE"), help=argparse.SUPPRESS)
+    parser.add_argument("--worker", nargs=3, metavar=("MODEL", "SOURCE", "DOCUMENTS_JSON"), help=argparse.SUPPRESS)
     parser.add_argument("--sources", nargs="+", default=["wordnet", "debian"], choices=["wordnet", "debian"])
     parser.add_argument("--sizes", nargs="+", type=int, default=[1_000, 10_000, 100_000])
     parser.add_argument("--max-debian", type=int, default=10_000, help="largest Debian size (39k exist)")
     parser.add_argument("--batch-size", type=int, default=32)
     parser.add_argument("--truncation", nargs="+", type=int, default=[192, 256, 512])
-    parser.add_argument("--skip-settings", action="store_true", help="only the size sweep")
+    parser.add_argument("--part", default="all", choices=["all", "settings", "sweep"])
     parser.add_argument("--fresh", action="store_true", help="drop the shard caches and start over")
     parser.add_argument("--output", type=Path, default=RESULTS / "index_speed")
     args = parser.parse_args()
     if args.worker:
-        model_name, source, size = args.worker
-        print(json.dumps(worker(model_name, source, int(size), args.batch_size)))
+        model_name, source, documents_file = args.worker
+        print(json.dumps(worker(model_name, source, Path(documents_file), args.batch_size)))
         return
 
     report = {
@@ -302,20 +317,23 @@ def main() -> None:
         "truncation": [],
         "sweep": [],
     }
-    if not args.skip_settings:
-        for source in args.sources:
-            documents = corpus(source)[:1000]
-            report["settings"] += settings_study(source, documents, args.batch_size)
+    corpora = {source: corpus(source) for source in args.sources}
+    if args.part in ("all", "settings"):
+        for source, documents in corpora.items():
+            report["settings"] += settings_study(source, documents[:1000], args.batch_size)
             if source == "debian":
-                report["truncation"] += truncation_study(source, documents, args.batch_size, args.truncation)
-    for source in args.sources:
-        for size in sorted(args.sizes):
-            if source == "debian" and size > args.max_debian:
-                continue
-            for model_name in MODELS:
-                report["sweep"].append(run_worker(model_name, source, size, args.batch_size, args.fresh))
-                print(json.dumps({k: v for k, v in report["sweep"][-1].items() if k != "segments"}), flush=True)
-    write_report(report, args.output)
+                report["truncation"] += truncation_study(source, documents[:1000], args.batch_size, args.truncation)
+        write_settings(report, args.output.with_name(args.output.name + "_settings"))
+    if args.part in ("all", "sweep"):
+        for source, documents in corpora.items():
+            for size in sorted(args.sizes):
+                if source == "debian" and size > args.max_debian:
+                    continue
+                for model_name in MODELS:
+                    row = run_worker(model_name, source, documents[:size], args.batch_size, args.fresh)
+                    report["sweep"].append(row)
+                    print(json.dumps({k: v for k, v in report["sweep"][-1].items() if k != "segments"}), flush=True)
+        write_sweep(report, args.output)
 
 
 if __name__ == "__main__":

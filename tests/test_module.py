@@ -132,7 +132,12 @@ def test_reasoning_off_embeds_queries_like_documents(tiny_model, texts):
 
 def test_save_and_load_round_trip(tiny_llm, texts, tmp_path):
     module = SearchR3(
-        tiny_llm, reasoning=False, max_reasoning_tokens=5, max_seq_length=320, embedding_prompt="Embed this."
+        tiny_llm,
+        reasoning=False,
+        max_reasoning_tokens=5,
+        max_seq_length=320,
+        embedding_prompt="Embed this.",
+        matmul_precision="float32",
     )
     model = SentenceTransformer(modules=[module], similarity_fn_name="cosine")
     model.save(str(tmp_path))
@@ -158,6 +163,15 @@ def test_bf16_precision_is_close_to_float32(tiny_llm, texts):
     assert cosines(fp32.encode_document(texts["documents"]), bf16.encode_document(texts["documents"])).min() > 0.99
     with pytest.raises(ValueError, match="precision"):
         SearchR3(tiny_llm, precision="float16")
+
+
+def test_bf16_matmuls_stay_close_to_exact_float32(tiny_llm, texts):
+    exact = SentenceTransformer(modules=[SearchR3(tiny_llm, matmul_precision="float32")])
+    fast = SentenceTransformer(modules=[SearchR3(tiny_llm)])
+    assert fast[0].matmul_precision == "bfloat16"
+    assert cosines(exact.encode_document(texts["documents"]), fast.encode_document(texts["documents"])).min() > 0.999
+    with pytest.raises(ValueError, match="matmul_precision"):
+        SearchR3(tiny_llm, matmul_precision="int8")
 
 
 @pytest.mark.parametrize("bad", [[None], ["ok", 3], "a bare string", 42])

@@ -115,7 +115,11 @@ def enable_packing(model: torch.nn.Module) -> bool:
 
 
 def packed_last_hidden_states(
-    model: torch.nn.Module, input_ids: torch.Tensor, attention_mask: torch.Tensor, prefix_length: int
+    model: torch.nn.Module,
+    input_ids: torch.Tensor,
+    attention_mask: torch.Tensor,
+    prefix_length: int,
+    round_tokens_to: int = 1,
 ) -> torch.Tensor:
     """Final hidden state at the last token of every left-padded row, computed without padding.
 
@@ -125,6 +129,8 @@ def packed_last_hidden_states(
         attention_mask: Their mask.
         prefix_length: How many leading real tokens all rows share (run once); at least one token of
             every row must follow it.
+        round_tokens_to: Pads the packed row with a filler text (attending to itself only, its states
+            dropped) to a multiple of this many tokens, so that fewer distinct matrix shapes occur.
 
     Returns:
         ``(batch, hidden)``.
@@ -138,15 +144,19 @@ def packed_last_hidden_states(
         prefix = input_ids[:1, first_real : first_real + prefix_length]
         cache = body(input_ids=prefix, use_cache=True).past_key_values
     rest = (lengths - prefix_length).tolist()
-    packed_ids = torch.cat([row[width - n :] for row, n in zip(input_ids, rest)])[None]
-    positions = torch.cat([torch.arange(prefix_length, prefix_length + n, device=input_ids.device) for n in rest])
+    texts = [row[width - n :] for row, n in zip(input_ids, rest)]
+    filler = -sum(rest) % round_tokens_to
+    if filler:
+        texts.append(input_ids.new_full((filler,), int(input_ids[0, -1])))
+    packed_lengths = [len(text) for text in texts]
+    positions = torch.cat([torch.arange(prefix_length, prefix_length + n) for n in packed_lengths])
     hidden = body(
-        input_ids=packed_ids,
+        input_ids=torch.cat(texts)[None],
         attention_mask=_NO_MASK.to(input_ids.device),
-        position_ids=positions[None],
+        position_ids=positions[None].to(input_ids.device),
         past_key_values=cache,
         use_cache=cache is not None,
-        packed_lengths=rest,
+        packed_lengths=packed_lengths,
     ).last_hidden_state[0]
     return hidden[torch.tensor(rest, device=hidden.device).cumsum(0) - 1]
 
