@@ -19,8 +19,8 @@ def test_the_module_switches_its_model_to_packed_attention(tiny_model):
     assert module.auto_model.config._attn_implementation == PACKED_ATTENTION
 
 
-@pytest.mark.parametrize("prefix", ["template", "none"])
-def test_packed_states_equal_the_padded_pass(tiny_model, texts, prefix):
+@pytest.mark.parametrize(("prefix", "round_tokens_to"), [("template", 1), ("none", 1), ("template", 64)])
+def test_packed_states_equal_the_padded_pass(tiny_model, texts, prefix, round_tokens_to):
     module = tiny_model[0]
     # Texts of different lengths, two of them the same length, so both attention groupings are exercised.
     documents = texts["documents"] + [texts["documents"][0]]
@@ -31,7 +31,7 @@ def test_packed_states_equal_the_padded_pass(tiny_model, texts, prefix):
     with torch.no_grad():
         padded = final_hidden_states(module.auto_model, ids, mask)[:, -1]
         with cpu_matmul_precision("float32"):
-            packed = packed_last_hidden_states(module.auto_model, ids, mask, prefix_length)
+            packed = packed_last_hidden_states(module.auto_model, ids, mask, prefix_length, round_tokens_to)
     torch.testing.assert_close(packed, padded, rtol=1e-4, atol=1e-5)
 
 
