@@ -1,8 +1,8 @@
 """Indexing a real corpus: documents/s and peak memory of search-r3 beside all-MiniLM-L6-v2, every figure
 measured in this run, on the same documents.
 
-    python benchmarks/index_speed.py                      # sizes 1k, 10k (WordNet + Debian), 100k (WordNet)
-    python benchmarks/index_speed.py --sizes 1000 --sources wordnet --skip-settings   # a quick look
+    python benchmarks/index_speed.py                 # settings study, then 1k, 10k (WordNet + Debian), 100k (WordNet)
+    python benchmarks/index_speed.py --part sweep --sizes 1000 --sources wordnet   # a quick look
 
 Documents: the corpora of every split of the WordNet and Debian data builders (`st_search_r3.data`),
 shuffled with a fixed seed. Each (model, source, size) indexes in its own process through
@@ -36,6 +36,7 @@ import torch
 
 RESULTS = Path(__file__).parent / "results"
 MODELS = ("all-MiniLM-L6-v2", "search-r3")
+SHARD_SIZE = 1000
 
 
 def corpus(source: str, seed: int = 0) -> list[str]:
@@ -81,6 +82,7 @@ def worker(model_name: str, source: str, documents_file: Path, batch_size: int) 
     """Indexes one corpus (continuing its shard cache) and returns this segment's figures. The documents
     come from a file the parent wrote, so the peak memory is the model's and the encoding's, not the
     data builder's."""
+    from st_search_r3.atomic import write_file
     from st_search_r3.indexing import encode_corpus
 
     documents = json.loads(documents_file.read_text())
@@ -91,16 +93,14 @@ def worker(model_name: str, source: str, documents_file: Path, batch_size: int) 
     cached = sum(1 for _ in folder.glob("shard-*.npy"))
     model.encode_document(documents[:batch_size], batch_size=batch_size)  # warm-up, not timed
     start = time.perf_counter()
-    encode_corpus(model, documents, folder, model_id=model_id, shard_size=1000, batch_size=batch_size)
+    encode_corpus(model, documents, folder, model_id=model_id, shard_size=SHARD_SIZE, batch_size=batch_size)
     seconds = time.perf_counter() - start
-    encoded = len(documents) - min(len(documents), cached * 1000)
+    encoded = len(documents) - min(len(documents), cached * SHARD_SIZE)
     segment = {"documents": encoded, "seconds": seconds, "peak_rss_mb": _peak_rss_mb()}
     timing = folder / "timing.json"
     segments = json.loads(timing.read_text()) if timing.is_file() else []
     if encoded:
         segments.append(segment)
-        from st_search_r3.atomic import write_file
-
         write_file(timing, json.dumps(segments, indent=2))
     return {
         "model": model_name,

@@ -91,7 +91,9 @@ def install(base_model: str = DEFAULT_BASE_MODEL, force: bool = False, weights: 
         base_model = json.loads((weights / "adapter_config.json").read_text())["base_model_name_or_path"]
     snapshot = installed_path(base_model, weights)
     if not force and (snapshot / "modules.json").is_file():
-        write_file(_repo_dir() / "refs" / "main", snapshot.name)
+        ref = _repo_dir() / "refs" / "main"
+        if not ref.is_file() or ref.read_text() != snapshot.name:  # every load passes here: no fsync when unchanged
+            write_file(ref, snapshot.name)
         return snapshot
     snapshots = snapshot.parent
     snapshots.mkdir(parents=True, exist_ok=True)

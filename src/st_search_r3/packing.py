@@ -1,11 +1,11 @@
 """One-pass embeddings without padding: the inference path of documents and of queries without reasoning.
 
 The prompts of a batch share their template prefix, then differ in length. Left-padding them into a
-rectangle spends a quarter of the work of a WordNet batch of 32 on padding. Here the prefix runs once
-and the rest of every prompt is packed into one row: each text's tokens attend to the prefix and to
-themselves only (one attention call per text, on exactly its own tokens) and their positions continue
-from the prefix. No work goes to padding, and a text meets the same attention shapes alone as in any
-batch, so its vector does not depend on its neighbours.
+rectangle spends a fifth (WordNet) to a quarter (Debian) of the work of a batch of 32 on padding. Here the
+prefix runs once and the rest of every prompt is packed into one row: each text's tokens attend to the
+prefix and to themselves only (texts of one length share a batched product, each on exactly its own
+keys) and their positions continue from the prefix. No work goes to padding, and a text's attention is
+the same alone as in any batch, so its vector does not depend on its neighbours.
 
 Attention is routed through transformers' attention interface: :func:`enable_packing` switches the model
 to the ``search_r3_packed`` implementation, which is plain SDPA (with transformers' SDPA masks) for every

@@ -67,11 +67,6 @@ def download(folder: Path) -> Path:
     return man
 
 
-def package_versions(folder: Path) -> str:
-    """``name version`` of the downloaded packages, for the manifest."""
-    return ", ".join(deb.name.removesuffix("_all.deb").replace("_", " ") for deb in sorted(folder.glob("*.deb")))
-
-
 def roff_to_text(lines: list[str]) -> str:
     """Plain text of roff lines: paragraphs separated by blank lines, words joined by single spaces."""
     paragraphs, words = [], []
