@@ -81,6 +81,12 @@ def report_task(model, source: str, split_name: str, num_queries: int, batch_siz
         )
         timings[reasoning] = len(queries) / (time.perf_counter() - start)
     traces = module.reasoning_traces(queries)  # remembered from the encoding: no generation here
+    view_alone = None
+    if module.fuse_direct_embedding:  # the reasoning's own view, without the direct one (remembered reasoning)
+        module.fuse_direct_embedding = False
+        alone = model.encode_query(queries, batch_size=batch_size, reasoning=True)
+        module.fuse_direct_embedding = True
+        view_alone = float(np.mean([ndcg_at_10(r) for r in ranks(alone, documents, relevant)]))
     rank_off, rank_on = ranks(vectors[False], documents, relevant), ranks(vectors[True], documents, relevant)
     texts = [module.tokenizer.decode(t.token_ids, skip_special_tokens=True).strip() for t in traces]
     samples = [
@@ -93,6 +99,7 @@ def report_task(model, source: str, split_name: str, num_queries: int, batch_siz
         "documents": len(document_ids),
         "ndcg_at_10_off": float(np.mean([ndcg_at_10(r) for r in rank_off])),
         "ndcg_at_10_on": float(np.mean([ndcg_at_10(r) for r in rank_on])),
+        "ndcg_at_10_reasoning_view_alone": view_alone,
         "better_with_reasoning": sum(a < b for a, b in zip(rank_on, rank_off)),
         "worse_with_reasoning": sum(a > b for a, b in zip(rank_on, rank_off)),
         "queries_per_second_off": timings[False],
@@ -108,13 +115,16 @@ def write_outputs(rows: list[dict], split: str, suffix: str, command: str, model
     lines = [
         f"Reasoning on vs off, {split} splits, {model_name} (`{command}`)",
         "",
-        "| task | queries | nDCG@10 off | nDCG@10 on | better / worse | q/s off | q/s on | looping | self-ended | "
-        "mean tokens |",
-        "|---|---:|---:|---:|---|---:|---:|---:|---:|---:|",
+        "| task | queries | nDCG@10 off | nDCG@10 on | on, reasoning view alone | better / worse | q/s off | q/s on | "
+        "looping | self-ended | mean tokens |",
+        "|---|---:|---:|---:|---:|---|---:|---:|---:|---:|---:|",
     ]
     for r in rows:
+        view = r["ndcg_at_10_reasoning_view_alone"]
+        alone = "-" if view is None else f"{100 * view:.1f}"
         lines.append(
             f"| {r['task']} | {r['queries']} | {100 * r['ndcg_at_10_off']:.1f} | {100 * r['ndcg_at_10_on']:.1f} | "
+            f"{alone} | "
             f"{r['better_with_reasoning']} / {r['worse_with_reasoning']} | {r['queries_per_second_off']:.1f} | "
             f"{r['queries_per_second_on']:.2f} | {100 * r['looping']:.1f}% | {100 * r['self_ended']:.1f}% | "
             f"{r['mean_reasoning_tokens']:.1f} |"

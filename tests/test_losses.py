@@ -161,3 +161,19 @@ def test_gradient_cache_gives_the_same_loss_and_gradients(model, texts):
 def test_loss_needs_an_anchor_and_a_positive(model, texts):
     with pytest.raises(ValueError, match="columns"):
         SearchR3Loss(model)(batch(model, texts)[:1], None)
+
+
+def test_fused_anchors_are_trained_as_inference_embeds_them(tiny_llm, texts):
+    module = SearchR3(tiny_llm, max_reasoning_tokens=8, max_seq_length=192, fuse_direct_embedding=True)
+    model = SentenceTransformer(modules=[module])
+    features = batch(model, texts)
+    assert "direct_ids" in features[0]
+    loss = SearchR3Loss(model, lm_weight=0, kl_weight=0)
+    trained, _ = loss.encode(features[0])
+    with torch.inference_mode():
+        module.matmul_precision = "float32"
+        inferred = model.encode_query([(q, "a short thought") for q in texts["queries"][:4]], convert_to_tensor=True)
+    torch.testing.assert_close(trained.detach(), inferred, rtol=1e-4, atol=1e-5)
+    loss(features, None).backward()
+    row = module.auto_model.get_input_embeddings().weight
+    assert row.grad is not None and row.grad.abs().sum() > 0

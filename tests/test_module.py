@@ -277,3 +277,31 @@ def test_reasoning_memory_is_bounded(tiny_llm, texts):
     model.encode_query(texts["queries"])
     assert len(module._memory) == 2
     assert len(module.reasoning_of(texts["queries"])) == len(texts["queries"])
+
+
+def test_fused_query_vector_is_the_normalised_sum_of_both_views(tiny_llm, texts, tmp_path):
+    module = SearchR3(tiny_llm, max_reasoning_tokens=6, max_seq_length=192, fuse_direct_embedding=True)
+    model = SentenceTransformer(modules=[module], similarity_fn_name="cosine")
+    queries = texts["queries"]
+    fused = model.encode_query(queries, batch_size=len(queries))
+    direct = model.encode_query(queries, reasoning=False)
+    module.fuse_direct_embedding = False
+    reasoned = model.encode_query(queries)  # the remembered reasoning, embedded alone
+    expected = reasoned + direct
+    np.testing.assert_allclose(fused, expected / np.linalg.norm(expected, axis=1, keepdims=True), atol=1e-5)
+    module.fuse_direct_embedding = True
+    module.forget_reasoning()
+    single = np.stack([model.encode_query([query])[0] for query in queries])
+    assert cosines(fused, single).min() > 0.9999, "batched and one-by-one fused vectors agree"
+    assert "direct_ids" not in module.preprocess(queries, task="query", reasoning=False)
+    model.save(str(tmp_path / "saved"))
+    assert SentenceTransformer(str(tmp_path / "saved"), trust_remote_code=True)[0].fuse_direct_embedding is True
+
+
+def test_sampled_reasonings_come_n_per_query(tiny_llm, texts):
+    module = SearchR3(tiny_llm, max_reasoning_tokens=5, max_seq_length=192)
+    torch.manual_seed(0)
+    samples = module.sample_reasonings(texts["queries"][:3], num_samples=4, temperature=1.5, batch_size=2)
+    assert [len(s) for s in samples] == [4, 4, 4]
+    assert len({r for s in samples for r in s}) > 3, "sampling, not greedy: the draws differ"
+    assert len(module._memory) == 0, "samples are not remembered as the queries' reasoning"

@@ -101,6 +101,12 @@ def test_completion_embeddings_match_encode_query_with_that_reasoning(tiny_model
     assert min(rewards) >= 0.5
     assert trainer.format_reward(None, completions) == [1.0, 0.0]
 
+    module.fuse_direct_embedding = True  # rewarded as inference embeds a fused query
+    module.matmul_precision = "float32"
+    fused = trainer.fuse_with_direct(vectors[:1], [query])
+    np.testing.assert_allclose(fused, tiny_model.encode_query([(query, "big cat, lion")]), atol=1e-5)
+    module.fuse_direct_embedding = False
+
 
 def test_without_config_the_scripts_read_their_cpu_default():
     from sentence_transformers import SentenceTransformerTrainingArguments

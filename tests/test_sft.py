@@ -111,19 +111,23 @@ def test_scripts_say_config_first_and_name_the_data_build(tiny_llm, tmp_path):
     assert missing.returncode != 0 and "python -m st_search_r3.data.build" in missing.stderr
 
 
-@pytest.mark.parametrize("targets", ["keywords", "self"])
-def test_smoke_config_trains_with_keyword_and_self_distilled_reasoning(tiny_llm, tiny_data, tmp_path, targets):
+@pytest.mark.parametrize("targets", ["keywords", "best_of_n"])
+def test_smoke_config_trains_with_keyword_and_best_of_n_reasoning(tiny_llm, tiny_data, tmp_path, targets):
     extra = ["--reasoning_targets", targets, "--format_weight", "1.0", "--no_repeat_ngram_size", "2"]
+    extra += ["--fuse_direct_embedding", "true", "--reasoning_samples", "2"]
     result = run_sft(tiny_llm, tiny_data, tmp_path / "run", *extra)
     assert result.returncode == 0, result.stderr[-3000:]
     final = tmp_path / "run" / "final"
     record = json.loads((final / "training_record.json").read_text())
     assert record["config"]["reasoning_targets"] == targets and record["steps"] == 2
     assert any("loss/format" in row for row in record["log_history"])
-    assert json.loads((final / "search_r3_config.json").read_text())["no_repeat_ngram_size"] == 2
-    if targets == "self":
-        assert "Own reasoning kept for" in result.stderr
-        assert len(list((tiny_data / "reasoning").glob("*.jsonl"))) == 1
+    settings = json.loads((final / "search_r3_config.json").read_text())
+    assert settings["no_repeat_ngram_size"] == 2 and settings["fuse_direct_embedding"] is True
+    if targets == "best_of_n":
+        assert "Best of 3 reasonings kept for" in result.stderr
+        (cache,) = (tiny_data / "reasoning").glob("*.jsonl")
+        rows = [json.loads(line) for line in cache.read_text().splitlines()]
+        assert len(rows) == 4 and all(len(row["reasoning"]) == 3 for row in rows), "greedy + 2 samples per query"
 
 
 def test_first_sentences_keeps_the_teacher_form():

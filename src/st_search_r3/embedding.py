@@ -9,6 +9,7 @@ or in any batch.
 from __future__ import annotations
 
 import torch
+import torch.nn.functional as F
 
 
 def left_pad(
@@ -98,6 +99,11 @@ def embed_after_generation(
         use_cache=True,
     )
     return output.last_hidden_state[:, -1]
+
+
+def fuse(reasoned: torch.Tensor, direct: torch.Tensor) -> torch.Tensor:
+    """The sum of the two views of a query, each L2-normalised first so that neither outweighs the other."""
+    return F.normalize(reasoned.float(), dim=-1) + F.normalize(direct.float(), dim=-1)
 
 
 def common_prefix_length(input_ids: torch.Tensor, attention_mask: torch.Tensor, limit: int | None = None) -> int:

@@ -30,6 +30,7 @@ from st_search_r3.embedding import (
     GeneratedTokensOnly,
     common_prefix_length,
     embed_after_generation,
+    fuse,
     last_token_embedding,
     left_pad,
     reasoning_lengths,
@@ -72,6 +73,10 @@ class SearchR3(InputModule):
         reasoning: Whether queries reason before embedding. Overridable per call:
             ``model.encode_query(texts, reasoning=False)``.
         max_reasoning_tokens: Most tokens of reasoning per query; ``<|embed_token|>`` follows after them.
+        fuse_direct_embedding: With reasoning, the query vector is the normalised sum of the embedding after
+            the reasoning and the query's direct (reasoning-off) embedding: two views of one query, as
+            O1-Embedder aggregates over its thoughts. The direct view costs one short forward pass; a
+            reasoning that misleads then moves the vector only half-way.
         repetition_penalty: Greedy reasoning's penalty on tokens it already wrote (1.0: none; CTRL's 1.2
             is the usual guard). Only generated tokens count, not the prompt's.
         no_repeat_ngram_size: Greedy reasoning never repeats an n-gram of its own of this size (0: off), the
@@ -101,6 +106,7 @@ class SearchR3(InputModule):
     config_keys = [
         "reasoning",
         "max_reasoning_tokens",
+        "fuse_direct_embedding",
         "repetition_penalty",
         "no_repeat_ngram_size",
         "max_seq_length",
@@ -120,6 +126,7 @@ class SearchR3(InputModule):
         model_name_or_path: str = DEFAULT_BASE_MODEL,
         reasoning: bool = True,
         max_reasoning_tokens: int = 128,
+        fuse_direct_embedding: bool = False,
         repetition_penalty: float = 1.0,
         no_repeat_ngram_size: int = 0,
         max_seq_length: int = 512,
@@ -143,6 +150,7 @@ class SearchR3(InputModule):
             )
         self.reasoning = reasoning
         self.max_reasoning_tokens = max_reasoning_tokens
+        self.fuse_direct_embedding = fuse_direct_embedding
         self.repetition_penalty = repetition_penalty
         self.no_repeat_ngram_size = no_repeat_ngram_size
         self.reasoning_memory_size = reasoning_memory_size
@@ -210,7 +218,9 @@ class SearchR3(InputModule):
             ``input_ids``, ``attention_mask`` and ``answer_mask`` (1 on the tokens the model writes: the
             reasoning or answer prefix, and ``<|embed_token|>``). A reasoning query whose reasoning is
             known (given, or remembered) ends with ``<|embed_token|>``; otherwise it ends at the start
-            of the assistant turn and is answered in :meth:`forward`.
+            of the assistant turn and is answered in :meth:`forward`. With ``fuse_direct_embedding``,
+            reasoning queries also get ``direct_ids`` and ``direct_mask``: the same texts
+            in the reasoning-off format (named so that no trainer takes them for a column of their own).
         """
         reasons = self._reasons(task, reasoning)
         items = self._check_inputs(inputs, allow_pairs=reasons)
@@ -230,13 +240,21 @@ class SearchR3(InputModule):
                     answer = []
                 sequences.append((prompt_ids, answer))
         else:
-            answer = self.prompts.encode(self.answer_prefix) + [self.embed_token_id]
-            sequences = [
-                (self.prompts.prompt_ids(text, self.embedding_prompt, reserve=len(answer)), answer) for text, _ in items
-            ]
+            sequences = self._direct_sequences([text for text, _ in items])
         input_ids, attention_mask = left_pad([p + a for p, a in sequences], self.tokenizer.pad_token_id)
         answer_mask, _ = left_pad([[0] * len(p) + [1] * len(a) for p, a in sequences], 0)
-        return {"input_ids": input_ids, "attention_mask": attention_mask, "answer_mask": answer_mask}
+        features = {"input_ids": input_ids, "attention_mask": attention_mask, "answer_mask": answer_mask}
+        if reasons and self.fuse_direct_embedding:
+            direct = self._direct_sequences([text for text, _ in items])
+            features["direct_ids"], features["direct_mask"] = left_pad(
+                [p + a for p, a in direct], self.tokenizer.pad_token_id
+            )
+        return features
+
+    def _direct_sequences(self, texts: list[str]) -> list[tuple[list[int], list[int]]]:
+        """``(prompt, answer)`` ids of texts embedded without reasoning (documents; queries with it off)."""
+        answer = self.prompts.encode(self.answer_prefix) + [self.embed_token_id]
+        return [(self.prompts.prompt_ids(text, self.embedding_prompt, reserve=len(answer)), answer) for text in texts]
 
     def query_prompt_ids(self, text: str) -> list[int]:
         """Token ids of the prompt a query is answered from (generation starts after them)."""
@@ -278,6 +296,9 @@ class SearchR3(InputModule):
         input_ids, attention_mask = features["input_ids"], features["attention_mask"]
         if self._reasons(task, reasoning):
             embeddings = self._embed_queries(input_ids, attention_mask)
+            if "direct_ids" in features:
+                direct = self._embed_in_one_pass(features["direct_ids"], features["direct_mask"])
+                embeddings = fuse(embeddings, direct)
         else:
             embeddings = self._embed_in_one_pass(input_ids, attention_mask)
         embeddings = embeddings.float()
@@ -306,13 +327,13 @@ class SearchR3(InputModule):
     def reasoning_generation_config(self, **overrides) -> GenerationConfig:
         """Greedy decoding within ``max_reasoning_tokens``, stopping at :meth:`stop_token_ids` (the
         repetition guards come separately: :meth:`reasoning_logits_processors`)."""
-        return GenerationConfig(
+        settings = dict(
             max_new_tokens=self.max_reasoning_tokens,
             do_sample=False,
             eos_token_id=self.stop_token_ids(),
             pad_token_id=self.tokenizer.pad_token_id,
-            **overrides,
         )
+        return GenerationConfig(**{**settings, **overrides})
 
     def reasoning_logits_processors(self, prompt_width: int) -> LogitsProcessorList:
         """The repetition guards (``repetition_penalty``, ``no_repeat_ngram_size``) over the generated tokens
@@ -402,6 +423,44 @@ class SearchR3(InputModule):
                 for row, trace in zip(rows, self._reason_and_embed(ids, mask)[1]):
                     traces[row] = trace
         return traces
+
+    def sample_reasonings(
+        self, queries: list[str], num_samples: int, temperature: float = 0.8, top_k: int = 20, batch_size: int = 16
+    ) -> list[list[str]]:
+        """``num_samples`` sampled reasonings per query (for best-of-n self-distillation, not for vectors:
+        nothing is embedded or remembered). Same prompt, budget and repetition guards as greedy reasoning.
+
+        Args:
+            queries: Query texts.
+            num_samples: Reasonings drawn per query.
+            temperature: Sampling temperature.
+            top_k: Sample among this many most likely tokens (docT5query's choice was 10).
+            batch_size: Queries per generation call (each expands to ``num_samples`` rows).
+        """
+        prompts = [self.query_prompt_ids(text) for text, _ in self._check_inputs(queries, allow_pairs=False)]
+        config = self.reasoning_generation_config(
+            do_sample=True, temperature=temperature, top_k=top_k, num_return_sequences=num_samples
+        )
+        samples = []
+        with torch.inference_mode():
+            for start in range(0, len(prompts), batch_size):
+                ids, mask = left_pad(
+                    prompts[start : start + batch_size], self.tokenizer.pad_token_id, device=self.auto_model.device
+                )
+                output = self.auto_model.generate(
+                    input_ids=ids,
+                    attention_mask=mask,
+                    generation_config=config,
+                    logits_processor=self.reasoning_logits_processors(ids.shape[1]),
+                )
+                generated = output[:, ids.shape[1] :]
+                lengths = reasoning_lengths(generated, self.stop_token_ids()).tolist()
+                texts = [
+                    self.tokenizer.decode(row[:length], skip_special_tokens=True).strip()
+                    for row, length in zip(generated, lengths)
+                ]
+                samples += [texts[i : i + num_samples] for i in range(0, len(texts), num_samples)]
+        return samples
 
     def forget_reasoning(self) -> None:
         """Drops the remembered reasoning, so the next ``encode_query`` generates again."""

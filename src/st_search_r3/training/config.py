@@ -70,9 +70,22 @@ class SearchR3SFTConfig(SearchR3TrainingConfig):
         default="base",
         metadata={
             "help": "the reasoning of those anchors: 'keywords' (key terms and related words condensed from the "
-            "relevant document, st_search_r3.data.reasoning_targets), 'self' (the model's own greedy reasoning "
-            "where it beats no reasoning, else the keywords) or 'base' (the base model's own greedy reasoning); "
-            "generated reasoning is cached once"
+            "relevant document, st_search_r3.data.reasoning_targets), 'best_of_n' (the best of the model's own "
+            "greedy and sampled reasonings, kept where it beats no reasoning; the other anchors train without) or "
+            "'base' (the base model's own greedy reasoning); generated reasoning is cached once"
+        },
+    )
+    reasoning_samples: int = field(default=4, metadata={"help": "best_of_n: sampled reasonings per query"})
+    sampling_temperature: float = field(default=0.8, metadata={"help": "best_of_n: sampling temperature"})
+    reasoning_sentences: int = field(
+        default=2,
+        metadata={"help": "best_of_n: each reasoning is cut to its first sentences, so what is imitated stays short"},
+    )
+    fuse_direct_embedding: bool = field(
+        default=False,
+        metadata={
+            "help": "query vectors with reasoning are fused with the query's direct embedding, in training and "
+            "in the saved model (SearchR3's setting)"
         },
     )
     no_repeat_ngram_size: int = field(

@@ -11,7 +11,7 @@ from sentence_transformers import SentenceTransformer
 from transformers.trainer_utils import PREFIX_CHECKPOINT_DIR
 from trl import GRPOConfig, GRPOTrainer
 
-from st_search_r3.embedding import last_token_embedding, left_pad
+from st_search_r3.embedding import fuse, last_token_embedding, left_pad
 from st_search_r3.training.corpus_index import CorpusIndex
 from st_search_r3.training.reward import dcg_reward, format_reward
 
@@ -80,8 +80,22 @@ class SearchR3GRPOTrainer(GRPOTrainer):
     def _generate(self, prompts: list):
         output = super()._generate(prompts)
         prompt_ids, completion_ids, extra_fields = output[0], output[1], output[5]
-        extra_fields["embedding"] = list(self.embed_completions(prompt_ids, completion_ids))
+        embeddings = self.embed_completions(prompt_ids, completion_ids)
+        if self.search_r3[0].fuse_direct_embedding:  # rewarded as inference embeds: fused with the direct view
+            embeddings = self.fuse_with_direct(embeddings, [prompt[-1]["content"] for prompt in prompts])
+        extra_fields["embedding"] = list(embeddings)
         return output
+
+    @torch.no_grad()
+    def fuse_with_direct(self, embeddings: np.ndarray, queries: list[str]) -> np.ndarray:
+        """Each completion's vector fused with its query's direct (reasoning-off) embedding, as in
+        ``SearchR3(fuse_direct_embedding=True)``."""
+        was_training = self.search_r3.training  # encode() switches the policy to eval mode
+        try:
+            direct = self.search_r3.encode_query(queries, reasoning=False, convert_to_tensor=True)
+        finally:
+            self.search_r3.train(was_training)
+        return F.normalize(fuse(torch.from_numpy(embeddings), direct.cpu()), dim=-1).numpy()
 
     @torch.no_grad()
     def embed_completions(self, prompt_ids: list[list[int]], completion_ids: list[list[int]]) -> np.ndarray:

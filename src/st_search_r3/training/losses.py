@@ -12,7 +12,7 @@ import torch.nn.functional as F
 from sentence_transformers.base.losses.gradcache import RandContext
 from torch import Tensor, nn
 
-from st_search_r3.embedding import common_prefix_length, shared_prefix_hidden_states
+from st_search_r3.embedding import common_prefix_length, fuse, shared_prefix_hidden_states
 
 
 class SearchR3Loss(nn.Module):
@@ -100,6 +100,11 @@ class SearchR3Loss(nn.Module):
         prefix_length = common_prefix_length(input_ids, attention_mask, limit=shortest_prompt - 1)
         hidden = shared_prefix_hidden_states(llm, input_ids, attention_mask, prefix_length)
         embeddings = F.normalize(hidden[:, -1].float(), dim=-1)
+        if "direct_ids" in features:  # fuse_direct_embedding: the query's reasoning-off view joins in
+            ids, mask = features["direct_ids"], features["direct_mask"]
+            direct_prefix = common_prefix_length(ids, mask, limit=int(mask.sum(1).min()) - 1)
+            direct = shared_prefix_hidden_states(llm, ids, mask, direct_prefix)[:, -1]
+            embeddings = F.normalize(fuse(embeddings, direct), dim=-1)
         sums = {}
         if self.lm_weight or self.kl_weight or self.format_weight:
             targets_mask = answer_mask[:, prefix_length + 1 :].bool()

@@ -20,13 +20,16 @@ from tqdm.auto import tqdm
 logger = logging.getLogger(__name__)
 
 
-def cache_path(root: str | Path, module) -> Path:
+def cache_path(root: str | Path, module, generation: str = "greedy") -> Path:
     """``<root>/reasoning/<digest>.jsonl``: the cache file of what ``module`` reasons. The digest covers every
-    weight of its LLM, the reasoning prompt, the budget and the repetition guards, so that two models with
-    the same folder name, or an edited prompt, never share a cache."""
+    weight of its LLM, the reasoning prompt, the budget, the repetition guards and ``generation`` (a name of
+    how the reasoning is drawn, e.g. sampling settings), so that two models with the same folder name, an
+    edited prompt or other sampling never share a cache."""
     import torch
 
     digest = hashlib.sha256()
+    if generation != "greedy":
+        digest.update(f"generation={generation}\n".encode())
     for key, value in sorted(module.get_config_dict().items()):
         if key in ("reasoning_prompt", "max_reasoning_tokens", "repetition_penalty", "no_repeat_ngram_size"):
             digest.update(f"{key}={value!r}\n".encode())
@@ -54,7 +57,7 @@ def load_reasoning(path: str | Path) -> dict[str, str]:
     return cached
 
 
-def cache_reasoning(module, queries: list[str], path: str | Path, batch_size: int = 16) -> dict[str, str]:
+def cache_reasoning(module, queries: list[str], path: str | Path, batch_size: int = 16, generate=None) -> dict:
     """Generates the reasoning of every query not yet in ``path`` and appends it there.
 
     Args:
@@ -63,9 +66,11 @@ def cache_reasoning(module, queries: list[str], path: str | Path, batch_size: in
         path: The JSON-lines cache, one ``{"query", "reasoning"}`` object per line.
         batch_size: Queries reasoned together. Queries are taken in order, sorted by length within
             windows of eight batches (less padding), so a run cut short covers a prefix of ``queries``.
+        generate: ``batch of queries -> one JSON value each`` (default: ``module.reasoning_of``, the greedy
+            reasoning text); e.g. a list of sampled reasonings.
 
     Returns:
-        ``query -> reasoning`` for all of ``queries``.
+        ``query -> reasoning`` (what ``generate`` returns) for all of ``queries``.
     """
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
@@ -78,7 +83,8 @@ def cache_reasoning(module, queries: list[str], path: str | Path, batch_size: in
     with open(path, "a") as handle, tqdm(total=len(missing), desc="reasoning", unit="query") as progress:
         for start in range(0, len(missing), batch_size):
             batch = missing[start : start + batch_size]
-            for query, reasoning in zip(batch, module.reasoning_of(batch, batch_size=batch_size)):
+            generated = generate(batch) if generate else module.reasoning_of(batch, batch_size=batch_size)
+            for query, reasoning in zip(batch, generated):
                 handle.write(json.dumps({"query": query, "reasoning": reasoning}) + "\n")
                 cached[query] = reasoning
             handle.flush()

@@ -7,6 +7,7 @@ import logging
 from pathlib import Path
 
 import torch
+import torch.nn.functional as F
 from datasets import Dataset, DatasetDict, concatenate_datasets, load_from_disk
 from sentence_transformers import SentenceTransformer
 
@@ -28,6 +29,7 @@ def build_model(config: SearchR3SFTConfig) -> SentenceTransformer:
         max_reasoning_tokens=config.max_reasoning_tokens,
         max_seq_length=config.max_seq_length,
         no_repeat_ngram_size=config.no_repeat_ngram_size,
+        fuse_direct_embedding=config.fuse_direct_embedding,
         model_kwargs={"attn_implementation": config.attn_implementation},
     )
     if config.init_adapter:
@@ -60,7 +62,8 @@ def load_training_set(config: SearchR3SFTConfig, model: SentenceTransformer, see
     The first ``config.reasoning_queries`` anchors get their reasoning (``config.reasoning_targets``):
 
     - ``"keywords"``: key terms condensed from the relevant document (:mod:`st_search_r3.data.reasoning_targets`);
-    - ``"self"``: ``model``'s own greedy reasoning where it helps, else the keywords (:func:`self_distilled`);
+    - ``"best_of_n"``: the best of ``model``'s own reasonings where it beats none (:func:`best_of_n`); anchors
+      where none did are trained without reasoning;
     - ``"base"``: the base model's own greedy reasoning.
 
     Generated reasoning is cached on disk (:func:`~st_search_r3.training.reasoning_cache.cache_path`); it takes
@@ -82,12 +85,18 @@ def load_training_set(config: SearchR3SFTConfig, model: SentenceTransformer, see
     direct = triplets.select(range(len(with_reasoning), len(triplets))).select_columns(
         ["anchor", "positive", "negative"]
     )
+    if len(with_reasoning) and config.reasoning_targets == "best_of_n":
+        tag = f"best-of-{config.reasoning_samples}, T={config.sampling_temperature}, {config.reasoning_sentences} sent."
+        chosen = best_of_n(model, with_reasoning, cache_path(config.root(), model[0], tag), config)
+        rejected = [i for i, reasoning in enumerate(chosen) if reasoning is None]
+        direct = concatenate_datasets([direct, with_reasoning.select(rejected).select_columns(direct.column_names)])
+        kept = [i for i, reasoning in enumerate(chosen) if reasoning is not None]
+        with_reasoning = with_reasoning.select(kept)
+        with_reasoning = with_reasoning.remove_columns("reasoning").add_column("reasoning", [chosen[i] for i in kept])
     parts = {"direct": direct} if len(direct) else {}
     if len(with_reasoning):
-        if config.reasoning_targets == "keywords":
+        if config.reasoning_targets in ("keywords", "best_of_n"):
             pairs = [list(pair) for pair in zip(with_reasoning["anchor"], with_reasoning["reasoning"])]
-        elif config.reasoning_targets == "self":
-            pairs = self_distilled(model, with_reasoning, cache_path(config.root(), model[0]))
         elif config.reasoning_targets == "base":
             # bf16 weights reason about twice as fast on CPU; these texts are data, not vectors to compare.
             module = SearchR3(config.base_model, max_reasoning_tokens=config.max_reasoning_tokens, precision="bfloat16")
@@ -96,46 +105,70 @@ def load_training_set(config: SearchR3SFTConfig, model: SentenceTransformer, see
             pairs = [[query, reasoning[query]] for query in with_reasoning["anchor"]]
         else:
             raise ValueError(
-                f"reasoning_targets must be 'keywords', 'self' or 'base', got {config.reasoning_targets!r}"
+                f"reasoning_targets must be 'keywords', 'best_of_n' or 'base', got {config.reasoning_targets!r}"
             )
         parts["reasoning"] = with_reasoning.remove_columns("anchor").add_column("anchor", pairs)
         parts["reasoning"] = parts["reasoning"].select_columns(["anchor", "positive", "negative"])
     return DatasetDict(parts)
 
 
-def self_distilled(model: SentenceTransformer, triplets: Dataset, cache: Path, batch_size: int = 16) -> list[list[str]]:
-    """``(query, reasoning)`` per triplet: the model's own greedy reasoning when, with it, the query's embedding
-    separates the positive from the negative by a wider cosine margin than without reasoning (rejection
-    sampling on the model's own output), else the triplet's keyword ``reasoning`` (the teacher).
+def best_of_n(
+    model: SentenceTransformer, triplets: Dataset, cache: Path, config: SearchR3SFTConfig, batch_size: int = 16
+) -> list[str | None]:
+    """Best-of-n self-distillation (O1-Embedder's vote, LREM's filter, on the model's own samples): per triplet,
+    the reasoning among the model's greedy one and ``config.reasoning_samples`` sampled ones (each cut to its
+    first ``config.reasoning_sentences`` sentences) under which the query vector ranks the positive best, kept
+    only when it ranks it better than no reasoning; ``None`` where no reasoning did.
 
-    The model's reasoning is generated once into ``cache`` (bf16 autocast: these are texts, not vectors) and
-    cut to the teacher's form, its first two sentences, so that what is imitated stays short.
+    "Ranks better" is the margin of the positive over the most similar other document of the pool (every
+    triplet's positive and negative): continuous where ranks tie at 1. Query vectors are what inference
+    computes (fused with the direct view when ``fuse_direct_embedding`` is on). Samples are drawn once into
+    ``cache`` (bf16 autocast: these are texts to choose from, not vectors to compare).
     """
     module = model[0]
-    queries = triplets["anchor"]
+    queries = list(triplets["anchor"])
+    n = config.reasoning_samples
+
+    def draw(batch: list[str]) -> list[list[str]]:
+        greedy = module.reasoning_of(batch, batch_size=batch_size)
+        sampled = module.sample_reasonings(batch, n, config.sampling_temperature, batch_size=batch_size)
+        return [[first_sentences(r, config.reasoning_sentences) for r in [g, *s]] for g, s in zip(greedy, sampled)]
+
     with torch.autocast("cpu", dtype=torch.bfloat16):
-        own = {
-            q: first_sentences(r, 2) for q, r in cache_reasoning(module, queries, cache, batch_size=batch_size).items()
-        }
+        candidates = cache_reasoning(module, queries, cache, batch_size=batch_size, generate=draw)
 
     def embed(items, **kwargs):
         vectors = []
         with torch.inference_mode(), torch.autocast("cpu", dtype=torch.bfloat16):
             for start in range(0, len(items), batch_size):
                 features = module.preprocess(items[start : start + batch_size], **kwargs)
-                vectors.append(module(features, **kwargs)["sentence_embedding"].float())
+                vectors.append(F.normalize(module(features, **kwargs)["sentence_embedding"].float(), dim=-1))
         return torch.cat(vectors)
 
-    positives, negatives = embed(triplets["positive"], task="document"), embed(triplets["negative"], task="document")
-    with_own = embed([(q, own[q]) for q in queries], task="query")
-    without = embed(queries, task="query", reasoning=False)
+    pool = embed(list(triplets["positive"]) + list(triplets["negative"]), task="document")
+    own = torch.arange(len(queries))
 
-    def margin(anchors):
-        return (anchors * positives).sum(-1) - (anchors * negatives).sum(-1)
+    def margins(anchors: torch.Tensor) -> torch.Tensor:
+        scores = anchors @ pool.T
+        positive = scores[own, own].clone()
+        scores[own, own] = -2.0
+        return positive - scores.max(dim=1).values
 
-    kept = (margin(with_own) > margin(without)).tolist()
-    logger.info("Own reasoning kept for %d of %d anchors (it beat no reasoning)", sum(kept), len(kept))
-    return [[q, own[q] if keep else teacher] for q, teacher, keep in zip(queries, triplets["reasoning"], kept)]
+    baseline = margins(embed(queries, task="query", reasoning=False))
+    width = 1 + n
+    flat = [(q, r) for q in queries for r in candidates[q]]
+    vectors = embed(flat, task="query").view(len(queries), width, -1)
+    scores = torch.stack([margins(vectors[:, k]) for k in range(width)], dim=1)
+    best_score, best = scores.max(dim=1)
+    kept = best_score > baseline
+    logger.info(
+        "Best of %d reasonings kept for %d of %d anchors (it beat no reasoning); the greedy one won %d times",
+        width,
+        int(kept.sum()),
+        len(queries),
+        int((kept & (best == 0)).sum()),
+    )
+    return [candidates[q][k] if keep else None for q, k, keep in zip(queries, best.tolist(), kept.tolist())]
 
 
 def first_sentences(text: str, count: int) -> str:
