@@ -77,6 +77,13 @@ class SearchR3SFTConfig(SearchR3TrainingConfig):
     )
     reasoning_samples: int = field(default=4, metadata={"help": "best_of_n: sampled reasonings per query"})
     sampling_temperature: float = field(default=0.8, metadata={"help": "best_of_n: sampling temperature"})
+    reasoning_sampler: str = field(
+        default="base",
+        metadata={
+            "help": "best_of_n: who writes the candidates: 'base' (the LLM with its adapters off: fluent text) or "
+            "'model' (the model being trained)"
+        },
+    )
     reasoning_sentences: int = field(
         default=2,
         metadata={"help": "best_of_n: each reasoning is cut to its first sentences, so what is imitated stays short"},

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import logging
+from contextlib import nullcontext
 from pathlib import Path
 
 import torch
@@ -86,7 +87,10 @@ def load_training_set(config: SearchR3SFTConfig, model: SentenceTransformer, see
         ["anchor", "positive", "negative"]
     )
     if len(with_reasoning) and config.reasoning_targets == "best_of_n":
-        tag = f"best-of-{config.reasoning_samples}, T={config.sampling_temperature}, {config.reasoning_sentences} sent."
+        tag = (
+            f"{config.reasoning_sampler}: greedy + {config.reasoning_samples} at T={config.sampling_temperature}, "
+            f"{config.reasoning_sentences} sentences"
+        )
         chosen = best_of_n(model, with_reasoning, cache_path(config.root(), model[0], tag), config)
         rejected = [i for i, reasoning in enumerate(chosen) if reasoning is None]
         direct = concatenate_datasets([direct, with_reasoning.select(rejected).select_columns(direct.column_names)])
@@ -115,10 +119,12 @@ def load_training_set(config: SearchR3SFTConfig, model: SentenceTransformer, see
 def best_of_n(
     model: SentenceTransformer, triplets: Dataset, cache: Path, config: SearchR3SFTConfig, batch_size: int = 16
 ) -> list[str | None]:
-    """Best-of-n self-distillation (O1-Embedder's vote, LREM's filter, on the model's own samples): per triplet,
-    the reasoning among the model's greedy one and ``config.reasoning_samples`` sampled ones (each cut to its
-    first ``config.reasoning_sentences`` sentences) under which the query vector ranks the positive best, kept
-    only when it ranks it better than no reasoning; ``None`` where no reasoning did.
+    """Best-of-n self-distillation (O1-Embedder's vote, LREM's filter, without a teacher): per triplet, the
+    reasoning among a greedy one and ``config.reasoning_samples`` sampled ones (each cut to its first
+    ``config.reasoning_sentences`` sentences) under which the model's query vector ranks the positive best,
+    kept only when it ranks it better than no reasoning; ``None`` where no reasoning did. The reasonings are
+    written by the base LLM (its adapters off; ``config.reasoning_sampler="base"``), whose text stays fluent
+    where the embedding-trained adapter's has drifted, or by the model itself (``"model"``).
 
     "Ranks better" is the margin of the positive over the most similar other document of the pool (every
     triplet's positive and negative): continuous where ranks tie at 1. Query vectors are what inference
@@ -134,8 +140,10 @@ def best_of_n(
         sampled = module.sample_reasonings(batch, n, config.sampling_temperature, batch_size=batch_size)
         return [[first_sentences(r, config.reasoning_sentences) for r in [g, *s]] for g, s in zip(greedy, sampled)]
 
-    with torch.autocast("cpu", dtype=torch.bfloat16):
+    writer = module.auto_model.disable_adapter() if config.reasoning_sampler == "base" else nullcontext()
+    with torch.autocast("cpu", dtype=torch.bfloat16), writer:
         candidates = cache_reasoning(module, queries, cache, batch_size=batch_size, generate=draw)
+    module.forget_reasoning()  # the writer's greedy reasoning is not the model's own
 
     def embed(items, **kwargs):
         vectors = []
