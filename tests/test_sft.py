@@ -136,3 +136,6 @@ def test_first_sentences_keeps_the_teacher_form():
     assert first_sentences("Key terms: a, b. Related: c. Key: d, d, d", 2) == "Key terms: a, b. Related: c."
     assert first_sentences("Key terms: os.path, join", 2) == "Key terms: os.path, join."
     assert first_sentences("", 2) == ""
+    # The base LLM often starts with a numbered list: its first item is kept whole, not cut to "1.".
+    assert first_sentences("1. Core concepts: cats, lions. 2. Key terms", 1) == "1. Core concepts: cats, lions."
+    assert first_sentences("A big cat.\n\nIt roars.", 1) == "A big cat."

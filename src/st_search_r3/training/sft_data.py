@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import logging
+import re
 from contextlib import nullcontext
 from pathlib import Path
 
@@ -87,10 +88,7 @@ def load_training_set(config: SearchR3SFTConfig, model: SentenceTransformer, see
         ["anchor", "positive", "negative"]
     )
     if len(with_reasoning) and config.reasoning_targets == "best_of_n":
-        tag = (
-            f"{config.reasoning_sampler}: greedy + {config.reasoning_samples} at T={config.sampling_temperature}, "
-            f"{config.reasoning_sentences} sentences"
-        )
+        tag = f"{config.reasoning_sampler}: greedy + {config.reasoning_samples} at T={config.sampling_temperature}"
         chosen = best_of_n(model, with_reasoning, cache_path(config.root(), model[0], tag), config)
         rejected = [i for i, reasoning in enumerate(chosen) if reasoning is None]
         direct = concatenate_datasets([direct, with_reasoning.select(rejected).select_columns(direct.column_names)])
@@ -138,12 +136,14 @@ def best_of_n(
     def draw(batch: list[str]) -> list[list[str]]:
         greedy = module.reasoning_of(batch, batch_size=batch_size)
         sampled = module.sample_reasonings(batch, n, config.sampling_temperature, batch_size=batch_size)
-        return [[first_sentences(r, config.reasoning_sentences) for r in [g, *s]] for g, s in zip(greedy, sampled)]
+        return [[g, *s] for g, s in zip(greedy, sampled)]
 
     writer = module.auto_model.disable_adapter() if config.reasoning_sampler == "base" else nullcontext()
     with torch.autocast("cpu", dtype=torch.bfloat16), writer:
         candidates = cache_reasoning(module, queries, cache, batch_size=batch_size, generate=draw)
     module.forget_reasoning()  # the writer's greedy reasoning is not the model's own
+    # Cut after the cache, which keeps the whole texts: another cut needs no new generation.
+    candidates = {q: [first_sentences(r, config.reasoning_sentences) for r in texts] for q, texts in candidates.items()}
 
     def embed(items, **kwargs):
         vectors = []
@@ -179,9 +179,13 @@ def best_of_n(
     return [candidates[q][k] if keep else None for q, k, keep in zip(queries, best.tolist(), kept.tolist())]
 
 
+SENTENCE_END = re.compile(r"(?<![0-9])\.\s+")  # not after a list number: "1. Core concepts" is one sentence
+
+
 def first_sentences(text: str, count: int) -> str:
-    """The first ``count`` sentences of ``text`` (split at ". "), ending with a period."""
-    sentences = [part.strip() for part in text.split(". ") if part.strip()]
+    """The first ``count`` sentences of ``text`` (split at a period and white space, except after a list
+    number), on one line, ending with a period."""
+    sentences = [" ".join(part.split()) for part in SENTENCE_END.split(text) if part.strip()]
     kept = ". ".join(sentences[:count])
     return kept if kept.endswith(".") or not kept else kept + "."
 
