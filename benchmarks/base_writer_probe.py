@@ -19,14 +19,12 @@ import numpy as np
 import torch
 from sentence_transformers import SentenceTransformer
 
-from st_search_r3.data.build import data_dir
-from st_search_r3.data.retrieval_split import RetrievalSplit
 from st_search_r3.install import SHIPPED_WEIGHTS
 from st_search_r3.module import SearchR3
 from st_search_r3.training.sft_data import first_sentences
 
 sys.path.insert(0, str(Path(__file__).parent))
-from reasoning_report import ndcg_at_10, ranks  # noqa: E402
+from reasoning_report import load_task, ndcg_at_10, ranks  # noqa: E402
 
 RESULTS = Path(__file__).parent / "results"
 
@@ -36,23 +34,16 @@ def main() -> None:
     parser.add_argument("--queries", type=int, default=100)
     args = parser.parse_args()
     module = SearchR3(str(SHIPPED_WEIGHTS), max_reasoning_tokens=24, no_repeat_ngram_size=3)
-    splits = {
-        s: RetrievalSplit.load(data_dir() / s / "dev").sample(args.queries, 10**9, seed=0)
-        for s in ("wordnet", "debian", "pycode")
-    }
-    queries = {s: [split.queries[q] for q in split.queries if split.qrels.get(q)] for s, split in splits.items()}
+    tasks = {s: load_task(s, "dev", args.queries) for s in ("wordnet", "debian", "pycode")}
+    queries = {s: task[0] for s, task in tasks.items()}
     with torch.autocast("cpu", dtype=torch.bfloat16), module.auto_model.disable_adapter():
         written = {s: [first_sentences(r, 1) for r in module.reasoning_of(qs)] for s, qs in queries.items()}
     module.forget_reasoning()
     module.auto_model = module.auto_model.merge_and_unload()
     model = SentenceTransformer(modules=[module], similarity_fn_name="cosine")
     rows = {}
-    for source, split in splits.items():
-        query_ids = [q for q in split.queries if split.qrels.get(q)]
-        document_ids = list(split.corpus)
-        position = {d: i for i, d in enumerate(document_ids)}
-        relevant = [position[max(split.qrels[q], key=split.qrels[q].get)] for q in query_ids]
-        documents = model.encode_document([split.corpus[d] for d in document_ids], batch_size=32)
+    for source, (_, corpus, relevant) in tasks.items():
+        documents = model.encode_document(corpus, batch_size=32)
         pairs = list(zip(queries[source], written[source]))
         vectors = {"off": model.encode_query(queries[source], batch_size=16, reasoning=False)}
         for fused in (True, False):

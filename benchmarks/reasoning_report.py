@@ -59,19 +59,23 @@ def ranks(queries: np.ndarray, documents: np.ndarray, relevant: list[int]) -> li
     return [int(r) for r in (scores >= own[:, None]).sum(axis=1)]
 
 
-def report_task(model, source: str, split_name: str, num_queries: int, batch_size: int, rng: random.Random) -> dict:
+def load_task(source: str, split_name: str, num_queries: int) -> tuple[list[str], list[str], list[int]]:
+    """``(queries, documents, relevant)``: the first ``num_queries`` queries (seed 0) that have a relevant
+    document, the whole corpus of the split, and the index of each query's most relevant document in it."""
     split = RetrievalSplit.load(data_dir() / source / split_name)
     split = split.sample(num_queries, len(split.corpus), seed=0)
     query_ids = [q for q in split.queries if split.qrels.get(q)]
     document_ids = list(split.corpus)
     position = {d: i for i, d in enumerate(document_ids)}
     relevant = [position[max(split.qrels[q], key=split.qrels[q].get)] for q in query_ids]
-    queries = [split.queries[q] for q in query_ids]
+    return [split.queries[q] for q in query_ids], [split.corpus[d] for d in document_ids], relevant
+
+
+def report_task(model, source: str, split_name: str, num_queries: int, batch_size: int, rng: random.Random) -> dict:
+    queries, corpus, relevant = load_task(source, split_name, num_queries)
     module = model[0]
-    print(f"{TASKS[source]} {split_name}: {len(document_ids)} documents, {len(queries)} queries", flush=True)
-    documents = model.encode_document(
-        [split.corpus[d] for d in document_ids], batch_size=batch_size, show_progress_bar=True
-    )
+    print(f"{TASKS[source]} {split_name}: {len(corpus)} documents, {len(queries)} queries", flush=True)
+    documents = model.encode_document(corpus, batch_size=batch_size, show_progress_bar=True)
     timings, vectors = {}, {}
     for reasoning in (False, True):
         module.forget_reasoning()
@@ -96,7 +100,7 @@ def report_task(model, source: str, split_name: str, num_queries: int, batch_siz
     return {
         "task": TASKS[source],
         "queries": len(queries),
-        "documents": len(document_ids),
+        "documents": len(corpus),
         "ndcg_at_10_off": float(np.mean([ndcg_at_10(r) for r in rank_off])),
         "ndcg_at_10_on": float(np.mean([ndcg_at_10(r) for r in rank_on])),
         "ndcg_at_10_reasoning_view_alone": view_alone,

@@ -139,3 +139,11 @@ def test_first_sentences_keeps_the_teacher_form():
     # The base LLM often starts with a numbered list: its first item is kept whole, not cut to "1.".
     assert first_sentences("1. Core concepts: cats, lions. 2. Key terms", 1) == "1. Core concepts: cats, lions."
     assert first_sentences("A big cat.\n\nIt roars.", 1) == "A big cat."
+
+
+def test_best_of_n_names_an_unknown_writer():
+    from st_search_r3.training.config import SearchR3SFTConfig
+    from st_search_r3.training.sft_data import best_of_n
+
+    with pytest.raises(ValueError, match="reasoning_sampler"):
+        best_of_n(None, None, None, SearchR3SFTConfig(reasoning_sampler="teacher"))

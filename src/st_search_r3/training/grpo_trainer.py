@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from contextlib import contextmanager
 from pathlib import Path
 
 import numpy as np
@@ -90,12 +91,18 @@ class SearchR3GRPOTrainer(GRPOTrainer):
     def fuse_with_direct(self, embeddings: np.ndarray, queries: list[str]) -> np.ndarray:
         """Each completion's vector fused with its query's direct (reasoning-off) embedding, as in
         ``SearchR3(fuse_direct_embedding=True)``."""
-        was_training = self.search_r3.training  # encode() switches the policy to eval mode
-        try:
+        with self._policy_mode_kept():
             direct = self.search_r3.encode_query(queries, reasoning=False, convert_to_tensor=True)
+        return F.normalize(fuse(torch.from_numpy(embeddings), direct.cpu()), dim=-1).numpy()
+
+    @contextmanager
+    def _policy_mode_kept(self):
+        """Restores the policy's train/eval mode after encoding with it (``encode()`` switches it to eval)."""
+        was_training = self.search_r3.training
+        try:
+            yield
         finally:
             self.search_r3.train(was_training)
-        return F.normalize(fuse(torch.from_numpy(embeddings), direct.cpu()), dim=-1).numpy()
 
     @torch.no_grad()
     def embed_completions(self, prompt_ids: list[list[int]], completion_ids: list[list[int]]) -> np.ndarray:
@@ -115,12 +122,8 @@ class SearchR3GRPOTrainer(GRPOTrainer):
     def ranking_reward(self, completions, embedding, relevant_ids, trainer_state, log_metric, **kwargs) -> list[float]:
         """nDCG@k of each completion's relevant documents among the cached corpus (refreshed first)."""
         touched = sorted({doc for ids in relevant_ids for doc in ids})
-        # Refreshing encodes documents with the policy itself, and encode() switches it to eval mode.
-        was_training = self.search_r3.training
-        try:
+        with self._policy_mode_kept():  # refreshing encodes documents with the policy itself
             refreshed = self.corpus.refresh(trainer_state.global_step, touched)
-        finally:
-            self.search_r3.train(was_training)
         for name, value in refreshed.items():
             log_metric(f"corpus/{name}", value)
         _, ranked = self.corpus.search(np.stack(embedding), self.ranking_k)

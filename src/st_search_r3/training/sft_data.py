@@ -129,6 +129,8 @@ def best_of_n(
     computes (fused with the direct view when ``fuse_direct_embedding`` is on). Samples are drawn once into
     ``cache`` (bf16 autocast: these are texts to choose from, not vectors to compare).
     """
+    if config.reasoning_sampler not in ("base", "model"):
+        raise ValueError(f"reasoning_sampler must be 'base' or 'model', got {config.reasoning_sampler!r}")
     module = model[0]
     queries = list(triplets["anchor"])
     n = config.reasoning_samples
