@@ -169,7 +169,7 @@ def test_fused_anchors_are_trained_as_inference_embeds_them(tiny_llm, texts):
     features = batch(model, texts)
     assert "direct_ids" in features[0]
     loss = SearchR3Loss(model, lm_weight=0, kl_weight=0)
-    trained, _ = loss.encode(features[0])
+    trained, _, _ = loss.encode(features[0])
     with torch.inference_mode():
         module.matmul_precision = "float32"
         inferred = model.encode_query([(q, "a short thought") for q in texts["queries"][:4]], convert_to_tensor=True)
@@ -177,3 +177,47 @@ def test_fused_anchors_are_trained_as_inference_embeds_them(tiny_llm, texts):
     loss(features, None).backward()
     row = module.auto_model.get_input_embeddings().weight
     assert row.grad is not None and row.grad.abs().sum() > 0
+
+
+def test_reasoning_answers_only_skips_the_direct_answer(model, texts):
+    features = batch(model, texts)
+    value = only(model, "lm", reasoning_answers_only=True)(features, None)
+    llm = model[0].auto_model
+    anchors = features[0]
+    with torch.no_grad():
+        logits = full_logits(llm, anchors)
+    per_anchor = []
+    for row in range(len(anchors["input_ids"])):
+        mask = anchors["answer_mask"][row, 1:].bool()
+        per_anchor.append(F.cross_entropy(logits[row, :-1][mask], anchors["input_ids"][row, 1:][mask]).item())
+    # Only the four reasoning anchors count: the documents answer "The embedding is <|embed_token|>".
+    assert value.item() == pytest.approx(sum(per_anchor) / len(per_anchor), rel=1e-4)
+    direct_only = [features[1], features[2]]
+    assert only(model, "lm", reasoning_answers_only=True)(direct_only, None).item() == 0.0
+
+
+def test_frozen_output_rows_leave_the_tied_embed_token_row_to_the_embedding(model, texts):
+    embed = model[0].embed_token_id
+    weight = model[0].auto_model.get_input_embeddings().weight
+    assert weight is model[0].auto_model.get_output_embeddings().weight, "the tiny model ties its embeddings"
+    for frozen in (False, True):
+        model.zero_grad()
+        loss = only(model, "format", frozen_output_rows=frozen)
+        # Documents: the token is only their last input, never read by the format term (the reasoning
+        # prompt names it, so there it is also an input the loss reads).
+        documents = batch(model, texts)[1:]
+        loss(documents, None).backward()
+        moved = weight.grad[embed].abs().sum().item()
+        assert (moved == 0.0) == frozen
+        # The layers still learn to write the token.
+        assert model[0].auto_model.model.layers[-1].mlp.down_proj.weight.grad.abs().sum() > 0
+
+
+def test_training_the_writer_alone_runs_no_document(model, texts, monkeypatch):
+    features = batch(model, texts)
+    loss = only(model, "lm", reasoning_answers_only=True)
+    expected = loss(features, None).item()
+    encoded = []
+    monkeypatch.setattr(loss, "encode", lambda f, original=loss.encode: encoded.append(f) or original(f))
+    assert loss(features, None).item() == pytest.approx(expected)
+    assert encoded == [features[0]], "only the reasoning anchors are run"

@@ -111,7 +111,7 @@ def test_scripts_say_config_first_and_name_the_data_build(tiny_llm, tmp_path):
     assert missing.returncode != 0 and "python -m st_search_r3.data.build" in missing.stderr
 
 
-@pytest.mark.parametrize("targets", ["keywords", "best_of_n"])
+@pytest.mark.parametrize("targets", ["keywords", "best_of_n", "model"])
 def test_smoke_config_trains_with_keyword_and_best_of_n_reasoning(tiny_llm, tiny_data, tmp_path, targets):
     extra = ["--reasoning_targets", targets, "--format_weight", "1.0", "--no_repeat_ngram_size", "2"]
     extra += ["--fuse_direct_embedding", "true", "--reasoning_samples", "2"]
@@ -128,6 +128,9 @@ def test_smoke_config_trains_with_keyword_and_best_of_n_reasoning(tiny_llm, tiny
         (cache,) = (tiny_data / "reasoning").glob("*.jsonl")
         rows = [json.loads(line) for line in cache.read_text().splitlines()]
         assert len(rows) == 4 and all(len(row["reasoning"]) == 3 for row in rows), "greedy + 2 samples per query"
+    if targets == "model":
+        (cache,) = (tiny_data / "reasoning").glob("*.jsonl")
+        assert len(cache.read_text().splitlines()) == 4, "the model's own greedy reasoning, once per query"
 
 
 def test_first_sentences_keeps_the_teacher_form():

@@ -32,6 +32,8 @@ def main() -> None:
         lm_weight=config.lm_weight,
         kl_weight=config.kl_weight,
         format_weight=config.format_weight,
+        reasoning_answers_only=config.reasoning_answers_only,
+        frozen_output_rows=config.frozen_output_rows,
         mini_batch_size=config.mini_batch_size,
     )
     args.router_mapping = {name: ROUTES[name] for name in train_dataset}

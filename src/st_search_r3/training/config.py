@@ -44,6 +44,10 @@ class SearchR3SFTConfig(SearchR3TrainingConfig):
         default_factory=lambda: ["wordnet", "debian", "pycode"], metadata={"help": "training sets to mix"}
     )
     max_train_pairs: int = field(default=12_000, metadata={"help": "triplets drawn from the mixed training sets"})
+    skip_train_pairs: int = field(
+        default=0,
+        metadata={"help": "leave out the first this many mixed triplets (with the same seed: those a previous step saw)"},
+    )
     max_seq_length: int = field(default=256, metadata={"help": "longest prompt in tokens while training"})
     max_reasoning_tokens: int = field(default=128, metadata={"help": "reasoning budget of the trained model"})
     lora_dropout: float = field(
@@ -71,8 +75,9 @@ class SearchR3SFTConfig(SearchR3TrainingConfig):
         metadata={
             "help": "the reasoning of those anchors: 'keywords' (key terms and related words condensed from the "
             "relevant document, st_search_r3.data.reasoning_targets), 'best_of_n' (the best of the model's own "
-            "greedy and sampled reasonings, kept where it beats no reasoning; the other anchors train without) or "
-            "'base' (the base model's own greedy reasoning); generated reasoning is cached once"
+            "greedy and sampled reasonings, kept where it beats no reasoning; the other anchors train without), "
+            "'base' (the base model's own greedy reasoning) or 'model' (the model's own, all kept); generated "
+            "reasoning is cached once"
         },
     )
     reasoning_samples: int = field(default=4, metadata={"help": "best_of_n: sampled reasonings per query"})
@@ -106,6 +111,14 @@ class SearchR3SFTConfig(SearchR3TrainingConfig):
     kl_weight: float = field(default=0.1, metadata={"help": "weight of KL(base || model) on the answers"})
     format_weight: float = field(
         default=0.0, metadata={"help": "weight of the cross-entropy of <|embed_token|> where it ends the answer"}
+    )
+    reasoning_answers_only: bool = field(
+        default=False,
+        metadata={"help": "LM / KL / format learn only from reasoning answers, not 'The embedding is' (SearchR3Loss)"},
+    )
+    frozen_output_rows: bool = field(
+        default=False,
+        metadata={"help": "LM / KL / format leave the output embeddings (tied: the embed token's row) alone"},
     )
     mini_batch_size: int | None = field(default=None, metadata={"help": "gradient-cache mini-batch (None: off)"})
     eval_reasoning: bool = field(default=False, metadata={"help": "reason for dev queries (slow on CPU)"})

@@ -35,12 +35,22 @@ class SearchR3Loss(nn.Module):
       too weak against the contrastive terms for the model ever to emit it.
 
     The total is the weighted sum. A term whose weight is 0 is not computed (no LM head, no base pass).
+    LM, KL and format are means over the sequences that have answers to learn (see
+    ``reasoning_answers_only``).
 
     Args:
         model: The SentenceTransformer whose first module is a :class:`~st_search_r3.SearchR3`.
         temperature: InfoNCE temperature on cosine similarities.
         triplet_margin: Margin of the triplet term, in cosine units.
         infonce_weight, triplet_weight, lm_weight, kl_weight, format_weight: Weights of the five terms.
+        reasoning_answers_only: LM, KL and format learn only from reasoning answers: a sequence whose answer is
+            the direct one ("The embedding is <|embed_token|>": documents, queries without reasoning) is skipped.
+            Otherwise the model, which sees that answer several times per reasoning, learns to answer every
+            reasoning prompt with it.
+        frozen_output_rows: LM, KL and format do not update the output embeddings. With tied embeddings the
+            ``<|embed_token|>`` row is also the input the embedding is read at, so the format term would
+            pull every vector towards what makes the token likely; frozen, only the adapters learn to
+            write it.
         mini_batch_size: If set, gradient caching (GradCache, as in
             ``CachedMultipleNegativesRankingLoss``): the batch is embedded in mini-batches of this size
             without gradients, the contrastive loss is back-propagated to the embeddings, then each
@@ -57,6 +67,8 @@ class SearchR3Loss(nn.Module):
         lm_weight: float = 0.1,
         kl_weight: float = 0.1,
         format_weight: float = 0.0,
+        reasoning_answers_only: bool = False,
+        frozen_output_rows: bool = False,
         mini_batch_size: int | None = None,
     ) -> None:
         super().__init__()
@@ -68,6 +80,8 @@ class SearchR3Loss(nn.Module):
         self.lm_weight = lm_weight
         self.kl_weight = kl_weight
         self.format_weight = format_weight
+        self.reasoning_answers_only = reasoning_answers_only
+        self.frozen_output_rows = frozen_output_rows
         self.mini_batch_size = mini_batch_size
         llm = model[0].auto_model
         uses_adapters = hasattr(llm, "disable_adapter")
@@ -90,8 +104,9 @@ class SearchR3Loss(nn.Module):
             terms["triplet"] = F.relu(negative_scores - positive_scores + self.triplet_margin).mean()
         return terms
 
-    def encode(self, features: dict[str, Tensor]) -> tuple[Tensor, dict[str, Tensor]]:
-        """Normalised embeddings of one column and, when weighted, its summed per-sequence LM / KL terms."""
+    def encode(self, features: dict[str, Tensor]) -> tuple[Tensor, dict[str, Tensor], int]:
+        """Normalised embeddings of one column, its summed per-sequence LM / KL / format terms (those weighted)
+        and how many of its sequences have answers to learn."""
         llm = self.model[0].auto_model
         input_ids, attention_mask, answer_mask = (features[k] for k in ("input_ids", "attention_mask", "answer_mask"))
         # The template shared by every row runs once; the prefix stops before the shortest prompt ends so
@@ -105,12 +120,15 @@ class SearchR3Loss(nn.Module):
             direct_prefix = common_prefix_length(ids, mask, limit=int(mask.sum(1).min()) - 1)
             direct = shared_prefix_hidden_states(llm, ids, mask, direct_prefix)[:, -1]
             embeddings = F.normalize(fuse(embeddings, direct), dim=-1)
-        sums = {}
+        sums, answer_rows = {}, 0
         if self.lm_weight or self.kl_weight or self.format_weight:
+            if self.reasoning_answers_only:
+                answer_mask = answer_mask * ~self._direct_answers(input_ids, answer_mask)[:, None]
+            answer_rows = int(answer_mask.any(1).sum())
             targets_mask = answer_mask[:, prefix_length + 1 :].bool()
             rows = targets_mask.nonzero()[:, 0]
             tokens_per_row = targets_mask.sum(1).clamp(min=1).float()
-            logits = llm.get_output_embeddings()(hidden[:, :-1][targets_mask]).float()
+            logits = self._output_logits(hidden[:, :-1][targets_mask]).float()
             # Every sequence counts once, however long its answer: per-token terms are averaged per row.
             weights = 1.0 / tokens_per_row[rows]
             targets = input_ids[:, prefix_length + 1 :][targets_mask]
@@ -124,7 +142,22 @@ class SearchR3Loss(nn.Module):
                 base_log_probs = F.log_softmax(base_logits, dim=-1)
                 kl = (base_log_probs.exp() * (base_log_probs - F.log_softmax(logits, dim=-1))).sum(-1)
                 sums["kl"] = (kl * weights).sum()
-        return embeddings, sums
+        return embeddings, sums, answer_rows
+
+    def _direct_answers(self, input_ids: Tensor, answer_mask: Tensor) -> Tensor:
+        """Rows whose answer is the direct one (left padding puts every answer at the end)."""
+        module = self.model[0]
+        direct = torch.tensor([*module.prompts.encode(module.answer_prefix), module.embed_token_id])
+        if input_ids.shape[1] < len(direct):
+            return torch.zeros(len(input_ids), dtype=torch.bool)
+        return (answer_mask.sum(1) == len(direct)) & (input_ids[:, -len(direct) :] == direct).all(1)
+
+    def _output_logits(self, hidden: Tensor) -> Tensor:
+        head = self.model[0].auto_model.get_output_embeddings()
+        if not self.frozen_output_rows:
+            return head(hidden)
+        frozen = {name: value.detach() for name, value in head.named_parameters()}
+        return torch.func.functional_call(head, frozen, (hidden,))
 
     @torch.no_grad()
     def _base_logits(self, features: dict[str, Tensor], prefix_length: int, targets_mask: Tensor) -> Tensor:
@@ -152,26 +185,35 @@ class SearchR3Loss(nn.Module):
             raise ValueError(f"Expected (anchor, positive, negatives...) columns, got {len(sentence_features)}")
         if self.mini_batch_size is not None and torch.is_grad_enabled():
             return self._forward_cached(sentence_features)
+        contrastive = bool(self.infonce_weight or self.triplet_weight)
+        if not contrastive and self.reasoning_answers_only:
+            # Training the writer alone: columns with nothing to learn from (documents) are not run.
+            sentence_features = [
+                f for f in sentence_features if not self._direct_answers(f["input_ids"], f["answer_mask"]).all()
+            ]
         encoded = [self.encode(features) for features in sentence_features]
-        terms = self.contrastive([embeddings for embeddings, _ in encoded])
-        num_sequences = sum(len(embeddings) for embeddings, _ in encoded)
+        terms = self.contrastive([embeddings for embeddings, _, _ in encoded]) if contrastive else {}
+        answer_rows = max(sum(rows for _, _, rows in encoded), 1)
         for name in ("lm", "kl", "format"):
-            if any(name in sums for _, sums in encoded):
-                terms[name] = sum(sums[name] for _, sums in encoded) / num_sequences
+            if any(name in sums for _, sums, _ in encoded):
+                terms[name] = sum(sums[name] for _, sums, _ in encoded) / answer_rows
         self.last_terms = {name: float(value.detach()) for name, value in terms.items()}
+        if not terms:  # e.g. a batch of documents only, while training the writer alone: nothing to learn
+            return torch.zeros((), requires_grad=True)
         return self.combine(terms)
 
     def _forward_cached(self, sentence_features: list[dict[str, Tensor]]) -> Tensor:
         """GradCache: embed without gradients, back-propagate to the embeddings, replay in the backward."""
         ranges = [self._ranges(len(features["input_ids"])) for features in sentence_features]
-        embeddings, random_states, aux = [], [], {}
+        embeddings, random_states, aux, answer_rows = [], [], {}, 0
         with torch.no_grad():
             for features, column_ranges in zip(sentence_features, ranges):
                 column, states = [], []
                 for begin, end in column_ranges:
                     mini_batch = {k: v[begin:end] for k, v in features.items() if isinstance(v, Tensor)}
                     states.append(RandContext(*mini_batch.values()))
-                    mini_embeddings, sums = self.encode(mini_batch)
+                    mini_embeddings, sums, rows = self.encode(mini_batch)
+                    answer_rows += rows
                     column.append(mini_embeddings)
                     for name, value in sums.items():
                         aux[name] = aux.get(name, 0.0) + float(value)
@@ -180,8 +222,8 @@ class SearchR3Loss(nn.Module):
         terms = self.contrastive(embeddings)
         if terms:
             self.combine(terms).backward()
-        num_sequences = sum(len(column) for column in embeddings)
-        terms.update({name: torch.tensor(value / num_sequences) for name, value in aux.items()})
+        answer_rows = max(answer_rows, 1)
+        terms.update({name: torch.tensor(value / answer_rows) for name, value in aux.items()})
         self.last_terms = {name: float(value.detach()) for name, value in terms.items()}
         loss = self.combine(terms).detach().requires_grad_()
         loss.register_hook(
@@ -193,12 +235,12 @@ class SearchR3Loss(nn.Module):
                 ],
                 ranges=ranges,
                 random_states=random_states,
-                num_sequences=num_sequences,
+                answer_rows=answer_rows,
             )
         )
         return loss
 
-    def _replay(self, grad_output, sentence_features, gradients, ranges, random_states, num_sequences) -> None:
+    def _replay(self, grad_output, sentence_features, gradients, ranges, random_states, answer_rows) -> None:
         """Re-runs each mini-batch with gradients: cached embedding gradients plus its own LM / KL terms."""
         with torch.enable_grad():
             for features, column_gradient, column_ranges, states in zip(
@@ -207,9 +249,9 @@ class SearchR3Loss(nn.Module):
                 for (begin, end), state in zip(column_ranges, states):
                     mini_batch = {k: v[begin:end] for k, v in features.items() if isinstance(v, Tensor)}
                     with state:
-                        mini_embeddings, sums = self.encode(mini_batch)
+                        mini_embeddings, sums, _ = self.encode(mini_batch)
                     surrogate = (mini_embeddings * column_gradient[begin:end]).sum()
-                    surrogate = surrogate + self.combine(sums) / num_sequences if sums else surrogate
+                    surrogate = surrogate + self.combine(sums) / answer_rows if sums else surrogate
                     (surrogate * grad_output).backward()
 
     def _ranges(self, batch_size: int) -> list[tuple[int, int]]:
@@ -227,5 +269,7 @@ class SearchR3Loss(nn.Module):
             "lm_weight": self.lm_weight,
             "kl_weight": self.kl_weight,
             "format_weight": self.format_weight,
+            "reasoning_answers_only": self.reasoning_answers_only,
+            "frozen_output_rows": self.frozen_output_rows,
             "mini_batch_size": self.mini_batch_size,
         }

@@ -66,7 +66,9 @@ def load_training_set(config: SearchR3SFTConfig, model: SentenceTransformer, see
     - ``"keywords"``: key terms condensed from the relevant document (:mod:`st_search_r3.data.reasoning_targets`);
     - ``"best_of_n"``: the best of ``model``'s own reasonings where it beats none (:func:`best_of_n`); anchors
       where none did are trained without reasoning;
-    - ``"base"``: the base model's own greedy reasoning.
+    - ``"base"``: the base model's own greedy reasoning;
+    - ``"model"``: the model's own greedy reasoning at the start of the run (every one kept: the embedding
+      learns how far to trust what the model writes, good or bad).
 
     Generated reasoning is cached on disk (:func:`~st_search_r3.training.reasoning_cache.cache_path`); it takes
     about a second per query. Each batch comes from one of the two sets, in proportion to their sizes.
@@ -105,9 +107,16 @@ def load_training_set(config: SearchR3SFTConfig, model: SentenceTransformer, see
             reasoning = cache_reasoning(module, with_reasoning["anchor"], cache_path(config.root(), module))
             del module
             pairs = [[query, reasoning[query]] for query in with_reasoning["anchor"]]
+        elif config.reasoning_targets == "model":
+            module = model[0]
+            with torch.autocast("cpu", dtype=torch.bfloat16):
+                reasoning = cache_reasoning(module, with_reasoning["anchor"], cache_path(config.root(), module))
+            module.forget_reasoning()  # remembered under bf16 autocast: not the vectors training computes
+            pairs = [[query, reasoning[query]] for query in with_reasoning["anchor"]]
         else:
             raise ValueError(
-                f"reasoning_targets must be 'keywords', 'best_of_n' or 'base', got {config.reasoning_targets!r}"
+                "reasoning_targets must be 'keywords', 'best_of_n', 'base' or 'model', "
+                f"got {config.reasoning_targets!r}"
             )
         parts["reasoning"] = with_reasoning.remove_columns("anchor").add_column("anchor", pairs)
         parts["reasoning"] = parts["reasoning"].select_columns(["anchor", "positive", "negative"])
@@ -199,7 +208,8 @@ def cut_to_tokens(texts: list[str], tokenizer, max_tokens: int) -> list[str]:
 
 
 def load_triplets(config: SearchR3SFTConfig, seed: int = 0) -> Dataset:
-    """``(anchor, positive, negative, reasoning)`` rows mixed from the sources, shuffled, capped; ``reasoning``
+    """``(anchor, positive, negative, reasoning)`` rows mixed from the sources, shuffled, the first
+    ``config.skip_train_pairs`` left out, capped; ``reasoning``
     is the keyword reasoning condensed from the positive (:mod:`st_search_r3.data.reasoning_targets`)."""
     parts = []
     for source in config.sources:
@@ -210,7 +220,8 @@ def load_triplets(config: SearchR3SFTConfig, seed: int = 0) -> Dataset:
         targets = reasoning_targets(source, triplets["anchor"], triplets["positive"])
         parts.append(triplets.add_column("reasoning", targets))
     mixed = concatenate_datasets(parts).shuffle(seed=seed)
-    return mixed.select(range(min(config.max_train_pairs, len(mixed))))
+    start = min(config.skip_train_pairs, len(mixed))
+    return mixed.select(range(start, min(start + config.max_train_pairs, len(mixed))))
 
 
 def data_fingerprint(config: SearchR3SFTConfig) -> dict[str, str]:
