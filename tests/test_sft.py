@@ -142,6 +142,10 @@ def test_first_sentences_keeps_the_teacher_form():
     # The base LLM often starts with a numbered list: its first item is kept whole, not cut to "1.".
     assert first_sentences("1. Core concepts: cats, lions. 2. Key terms", 1) == "1. Core concepts: cats, lions."
     assert first_sentences("A big cat.\n\nIt roars.", 1) == "A big cat."
+    # A model that never learned to stop runs on without a space: every period ends a sentence if asked.
+    assert first_sentences("Key terms: pepper, curry.xtra.xtr", 1) == "Key terms: pepper, curry.xtra.xtr."
+    assert first_sentences("Key terms: pepper, curry.xtra.xtr", 1, every_period=True) == "Key terms: pepper, curry."
+    assert first_sentences("1. Core concepts: cats.lions", 1, every_period=True) == "1. Core concepts: cats."
 
 
 def test_best_of_n_names_an_unknown_writer():
@@ -150,3 +154,17 @@ def test_best_of_n_names_an_unknown_writer():
 
     with pytest.raises(ValueError, match="reasoning_sampler"):
         best_of_n(None, None, None, SearchR3SFTConfig(reasoning_sampler="teacher"))
+
+
+def test_skip_train_pairs_draws_triplets_a_previous_step_never_saw(tiny_data):
+    from dataclasses import replace
+
+    from st_search_r3.training.config import SearchR3SFTConfig
+    from st_search_r3.training.sft_data import load_triplets
+
+    config = SearchR3SFTConfig(data_dir=str(tiny_data), sources=["wordnet"], max_train_pairs=3)
+    first = list(load_triplets(config)["anchor"])
+    after = list(load_triplets(replace(config, skip_train_pairs=3))["anchor"])
+    both = list(load_triplets(replace(config, max_train_pairs=6))["anchor"])
+    assert len(first) == 3 and len(after) >= 1 and not set(first) & set(after)
+    assert first + after == both[: len(first) + len(after)], "the same shuffle, continued"

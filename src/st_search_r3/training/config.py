@@ -46,7 +46,9 @@ class SearchR3SFTConfig(SearchR3TrainingConfig):
     max_train_pairs: int = field(default=12_000, metadata={"help": "triplets drawn from the mixed training sets"})
     skip_train_pairs: int = field(
         default=0,
-        metadata={"help": "leave out the first this many mixed triplets (with the same seed: those a previous step saw)"},
+        metadata={
+            "help": "leave out the first this many mixed triplets (with the same seed: those a previous step saw)"
+        },
     )
     max_seq_length: int = field(default=256, metadata={"help": "longest prompt in tokens while training"})
     max_reasoning_tokens: int = field(default=128, metadata={"help": "reasoning budget of the trained model"})
@@ -91,7 +93,9 @@ class SearchR3SFTConfig(SearchR3TrainingConfig):
     )
     reasoning_sentences: int = field(
         default=2,
-        metadata={"help": "best_of_n: each reasoning is cut to its first sentences, so what is imitated stays short"},
+        metadata={
+            "help": "best_of_n, model: each reasoning is cut to its first sentences, so what is imitated stays short"
+        },
     )
     fuse_direct_embedding: bool = field(
         default=False,

@@ -67,8 +67,9 @@ def load_training_set(config: SearchR3SFTConfig, model: SentenceTransformer, see
     - ``"best_of_n"``: the best of ``model``'s own reasonings where it beats none (:func:`best_of_n`); anchors
       where none did are trained without reasoning;
     - ``"base"``: the base model's own greedy reasoning;
-    - ``"model"``: the model's own greedy reasoning at the start of the run (every one kept: the embedding
-      learns how far to trust what the model writes, good or bad).
+    - ``"model"``: the model's own greedy reasoning at the start of the run, cut to its first
+      ``config.reasoning_sentences`` sentences (every one kept: the embedding learns how far to trust what
+      the model writes, good or bad; the cut teaches it where to stop).
 
     Generated reasoning is cached on disk (:func:`~st_search_r3.training.reasoning_cache.cache_path`); it takes
     about a second per query. Each batch comes from one of the two sets, in proportion to their sizes.
@@ -86,7 +87,7 @@ def load_training_set(config: SearchR3SFTConfig, model: SentenceTransformer, see
             desc="cutting documents",
         )
     with_reasoning = triplets.select(range(min(config.reasoning_queries, len(triplets))))
-    direct = triplets.select(range(len(with_reasoning), len(triplets))).select_columns(
+    direct = triplets.select(list(range(len(with_reasoning), len(triplets)))).select_columns(
         ["anchor", "positive", "negative"]
     )
     if len(with_reasoning) and config.reasoning_targets == "best_of_n":
@@ -112,7 +113,10 @@ def load_training_set(config: SearchR3SFTConfig, model: SentenceTransformer, see
             with torch.autocast("cpu", dtype=torch.bfloat16):
                 reasoning = cache_reasoning(module, with_reasoning["anchor"], cache_path(config.root(), module))
             module.forget_reasoning()  # remembered under bf16 autocast: not the vectors training computes
-            pairs = [[query, reasoning[query]] for query in with_reasoning["anchor"]]
+            cut = config.reasoning_sentences
+            pairs = [
+                [query, first_sentences(reasoning[query], cut, every_period=True)] for query in with_reasoning["anchor"]
+            ]
         else:
             raise ValueError(
                 "reasoning_targets must be 'keywords', 'best_of_n', 'base' or 'model', "
@@ -191,12 +195,15 @@ def best_of_n(
 
 
 SENTENCE_END = re.compile(r"(?<![0-9])\.\s+")  # not after a list number: "1. Core concepts" is one sentence
+ANY_PERIOD = re.compile(r"(?<![0-9])\.")
 
 
-def first_sentences(text: str, count: int) -> str:
+def first_sentences(text: str, count: int, every_period: bool = False) -> str:
     """The first ``count`` sentences of ``text`` (split at a period and white space, except after a list
-    number), on one line, ending with a period."""
-    sentences = [" ".join(part.split()) for part in SENTENCE_END.split(text) if part.strip()]
+    number; with ``every_period``, at any period not after a digit: where a model that never learned to
+    stop runs on into "curry.xtra.xtr"), on one line, ending with a period."""
+    splitter = ANY_PERIOD if every_period else SENTENCE_END
+    sentences = [" ".join(part.split()) for part in splitter.split(text) if part.strip()]
     kept = ". ".join(sentences[:count])
     return kept if kept.endswith(".") or not kept else kept + "."
 
