@@ -15,7 +15,6 @@ import json
 import sys
 from pathlib import Path
 
-import numpy as np
 import torch
 from sentence_transformers import SentenceTransformer
 
@@ -24,9 +23,20 @@ from st_search_r3.module import SearchR3
 from st_search_r3.training.sft_data import first_sentences
 
 sys.path.insert(0, str(Path(__file__).parent))
-from reasoning_report import load_task, ndcg_at_10, ranks  # noqa: E402
+from reasoning_report import load_task, mean_ndcg_at_10  # noqa: E402
 
 RESULTS = Path(__file__).parent / "results"
+
+
+def view_scores(model: SentenceTransformer, queries, written, documents, relevant) -> dict[str, float]:
+    """nDCG@10 (in %) of the queries embedded off, fused with the given reasonings, and the reasoning view alone."""
+    module = model[0]
+    pairs = list(zip(queries, written))
+    vectors = {"off": model.encode_query(queries, batch_size=16, reasoning=False)}
+    for fused in (True, False):
+        module.fuse_direct_embedding = fused
+        vectors["fused" if fused else "reasoning view alone"] = model.encode_query(pairs, batch_size=16)
+    return {k: 100 * mean_ndcg_at_10(v, documents, relevant) for k, v in vectors.items()}
 
 
 def main() -> None:
@@ -44,15 +54,8 @@ def main() -> None:
     rows = {}
     for source, (_, corpus, relevant) in tasks.items():
         documents = model.encode_document(corpus, batch_size=32)
-        pairs = list(zip(queries[source], written[source]))
-        vectors = {"off": model.encode_query(queries[source], batch_size=16, reasoning=False)}
-        for fused in (True, False):
-            module.fuse_direct_embedding = fused
-            vectors["fused" if fused else "reasoning view alone"] = model.encode_query(pairs, batch_size=16)
-        scores = {
-            k: 100 * float(np.mean([ndcg_at_10(r) for r in ranks(v, documents, relevant)])) for k, v in vectors.items()
-        }
-        rows[source] = {"queries": len(pairs), "ndcg_at_10": scores, "first_reasonings": written[source][:5]}
+        scores = view_scores(model, queries[source], written[source], documents, relevant)
+        rows[source] = {"queries": len(written[source]), "ndcg_at_10": scores, "first_reasonings": written[source][:5]}
         print(source, json.dumps(rows[source]), flush=True)
     (RESULTS / "base_writer_probe_dev.json").write_text(
         json.dumps({"command": "python " + " ".join(sys.argv), "tasks": rows}, indent=2)

@@ -29,7 +29,7 @@ from st_search_r3.training.sft_data import first_sentences
 
 sys.path.insert(0, str(Path(__file__).parent))
 from keyword_writer_probe import cached_documents  # noqa: E402
-from reasoning_report import load_task, ndcg_at_10, ranks  # noqa: E402
+from reasoning_report import load_task, mean_ndcg_at_10  # noqa: E402
 
 RESULTS = Path(__file__).parent / "results"
 
@@ -71,10 +71,7 @@ def main() -> None:
         for name in ("expanded alone", "expanded terms alone"):
             fused = off + vectors[name]
             vectors[name.replace("alone", "fused")] = fused / np.linalg.norm(fused, axis=1, keepdims=True)
-        scores[s] = {
-            k: round(100 * float(np.mean([ndcg_at_10(r) for r in ranks(v, documents, relevant)])), 1)
-            for k, v in vectors.items()
-        }
+        scores[s] = {k: round(100 * mean_ndcg_at_10(v, documents, relevant), 1) for k, v in vectors.items()}
         print(s, scores[s], cuts[s][:3], flush=True)
     name = "expansion_probe_oracle_dev.json" if args.oracle else "expansion_probe_dev.json"
     (RESULTS / name).write_text(json.dumps({"scores": scores, "guesses": cuts}, indent=2))

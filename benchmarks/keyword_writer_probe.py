@@ -33,7 +33,8 @@ from st_search_r3.training.losses import SearchR3Loss
 from st_search_r3.training.sft_data import build_model, load_triplets
 
 sys.path.insert(0, str(Path(__file__).parent))
-from reasoning_report import load_task, loops, ndcg_at_10, ranks  # noqa: E402
+from base_writer_probe import view_scores  # noqa: E402
+from reasoning_report import load_task, loops  # noqa: E402
 
 RESULTS = Path(__file__).parent / "results"
 
@@ -107,21 +108,13 @@ def main() -> None:
     for source, (queries, corpus, relevant) in tasks.items():
         written = [writer.tokenizer.decode(t.token_ids, skip_special_tokens=True).strip() for t in traces[source]]
         documents = cached_documents(model, source, corpus)
-        pairs = list(zip(queries, written))
-        vectors = {"off": model.encode_query(queries, batch_size=16, reasoning=False)}
-        for fused in (True, False):
-            embedder.fuse_direct_embedding = fused
-            vectors["fused" if fused else "reasoning view alone"] = model.encode_query(pairs, batch_size=16)
-        scores = {
-            k: 100 * float(np.mean([ndcg_at_10(r) for r in ranks(v, documents, relevant)])) for k, v in vectors.items()
-        }
         rows[source] = {
-            "queries": len(pairs),
-            "ndcg_at_10": scores,
+            "queries": len(written),
+            "ndcg_at_10": view_scores(model, queries, written, documents, relevant),
             "self_ended": float(np.mean([t.stop_token_id == writer.embed_token_id for t in traces[source]])),
             "loops": float(np.mean([loops(t.token_ids) for t in traces[source]])),
             "mean_tokens": float(np.mean([len(t.token_ids) for t in traces[source]])),
-            "first_reasonings": [f"{q} -> {r}" for q, r in pairs[:5]],
+            "first_reasonings": [f"{q} -> {r}" for q, r in zip(queries[:5], written)],
         }
         print(source, json.dumps(rows[source]), flush=True)
     (RESULTS / "keyword_writer_probe_dev.json").write_text(

@@ -52,6 +52,11 @@ def ndcg_at_10(rank: int) -> float:
     return 1 / math.log2(rank + 1) if rank <= 10 else 0.0
 
 
+def mean_ndcg_at_10(queries: np.ndarray, documents: np.ndarray, relevant: list[int]) -> float:
+    """Mean nDCG@10 over queries, each with one relevant document (see :func:`ranks`)."""
+    return float(np.mean([ndcg_at_10(r) for r in ranks(queries, documents, relevant)]))
+
+
 def ranks(queries: np.ndarray, documents: np.ndarray, relevant: list[int]) -> list[int]:
     """1-based rank of each query's relevant document (ties counted against it)."""
     scores = queries @ documents.T
@@ -90,7 +95,7 @@ def report_task(model, source: str, split_name: str, num_queries: int, batch_siz
         module.fuse_direct_embedding = False
         alone = model.encode_query(queries, batch_size=batch_size, reasoning=True)
         module.fuse_direct_embedding = True
-        view_alone = float(np.mean([ndcg_at_10(r) for r in ranks(alone, documents, relevant)]))
+        view_alone = mean_ndcg_at_10(alone, documents, relevant)
     rank_off, rank_on = ranks(vectors[False], documents, relevant), ranks(vectors[True], documents, relevant)
     texts = [module.tokenizer.decode(t.token_ids, skip_special_tokens=True).strip() for t in traces]
     samples = [

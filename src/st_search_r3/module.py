@@ -251,9 +251,13 @@ class SearchR3(InputModule):
             )
         return features
 
+    def direct_answer_ids(self) -> list[int]:
+        """Token ids of the answer of texts embedded without reasoning: ``answer_prefix`` and the embed token."""
+        return self.prompts.encode(self.answer_prefix) + [self.embed_token_id]
+
     def _direct_sequences(self, texts: list[str]) -> list[tuple[list[int], list[int]]]:
         """``(prompt, answer)`` ids of texts embedded without reasoning (documents; queries with it off)."""
-        answer = self.prompts.encode(self.answer_prefix) + [self.embed_token_id]
+        answer = self.direct_answer_ids()
         return [(self.prompts.prompt_ids(text, self.embedding_prompt, reserve=len(answer)), answer) for text in texts]
 
     def query_prompt_ids(self, text: str) -> list[int]:

@@ -146,8 +146,7 @@ class SearchR3Loss(nn.Module):
 
     def _direct_answers(self, input_ids: Tensor, answer_mask: Tensor) -> Tensor:
         """Rows whose answer is the direct one (left padding puts every answer at the end)."""
-        module = self.model[0]
-        direct = torch.tensor([*module.prompts.encode(module.answer_prefix), module.embed_token_id])
+        direct = torch.tensor(self.model[0].direct_answer_ids())
         if input_ids.shape[1] < len(direct):
             return torch.zeros(len(input_ids), dtype=torch.bool)
         return (answer_mask.sum(1) == len(direct)) & (input_ids[:, -len(direct) :] == direct).all(1)
