@@ -92,7 +92,7 @@ def search_r3_revision() -> str:
 
 
 def rl_revision(folder: str) -> str:
-    """The digest install uses for weights, over the files of an RL output folder."""
+    """The digest install uses for weights, over the files of a trained model folder."""
     from st_search_r3.install import revision
 
     return revision(weights=Path(folder))
@@ -116,11 +116,15 @@ MODELS = {
 }
 
 
-def add_rl_models(folder: str) -> None:
-    """Rows for a stage-2 model folder (``train/rl.py``'s ``final``), next to the shipped default."""
+def add_folder_models(folder: str, label: str) -> list[str]:
+    """Rows ``search-r3 LABEL, reasoning off / on`` for a trained model folder (``train/sft.py`` or
+    ``train/rl.py``'s ``final``), next to the shipped default. Returns their names."""
+    names = []
     for reasoning in (False, True):
-        name = f"search-r3 RL, reasoning {'on' if reasoning else 'off'}"
+        name = f"search-r3 {label}, reasoning {'on' if reasoning else 'off'}"
         MODELS[name] = (lambda *settings, r=reasoning: search_r3(r, *settings, folder), lambda: rl_revision(folder))
+        names.append(name)
+    return names
 
 
 def evaluate(
@@ -210,12 +214,24 @@ def main() -> None:
     parser.add_argument("--max-seq-length", type=int, help="search-r3: override the saved truncation (tokens)")
     parser.add_argument("--batch-size", type=int, default=16)
     parser.add_argument("--rl-model", help="also evaluate this train/rl.py output folder (adds two models)")
+    parser.add_argument(
+        "--candidate",
+        nargs=2,
+        action="append",
+        default=[],
+        metavar=("LABEL", "FOLDER"),
+        help="also evaluate a trained model folder (e.g. runs/sft_mix/final) as 'search-r3 LABEL, reasoning off/on'",
+    )
     parser.add_argument("--output-suffix", default="", help="results go to quality_<split><suffix>.*")
     args = parser.parse_args()
+    default_models = args.models == parser.get_default("models")
+    added = [name for label, folder in args.candidate for name in add_folder_models(folder, label)]
     if args.rl_model:
-        add_rl_models(args.rl_model)
-        if args.models == parser.get_default("models"):
-            args.models = list(MODELS)
+        added += add_folder_models(args.rl_model, "RL")
+    if added and default_models:
+        args.models = list(MODELS)
+    else:
+        args.models += [name for name in added if name not in args.models]
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(message)s", datefmt="%H:%M:%S")
 
     command = "python " + shlex.join(sys.argv)

@@ -254,6 +254,36 @@ def test_document_answer_mask_covers_the_answer_prefix_and_token(tiny_model):
         module.preprocess([("a", "pair")], task="document")
 
 
+def test_compact_direct_prompt_ends_the_text_with_the_token_and_packs_like_a_full_forward(tiny_llm, texts, tmp_path):
+    module = SearchR3(tiny_llm, reasoning=False, max_reasoning_tokens=8, max_seq_length=192, compact_direct_prompt=True)
+    model = SentenceTransformer(modules=[module], similarity_fn_name="cosine")
+    text = texts["documents"][0]
+    ids = module.preprocess([text], task="document")["input_ids"][0].tolist()
+    before, _ = module.prompts.template(module.embedding_prompt)
+    assert ids == before + module.prompts.encode(text) + [module.embed_token_id]
+    assert module.direct_answer_ids() == [module.embed_token_id]
+    assert len(ids) < len(assistant_turn_prompt_ids(tiny_llm, text))
+
+    batched = model.encode_document(texts["documents"], batch_size=len(texts["documents"]))
+    single = np.stack([model.encode_document([text])[0] for text in texts["documents"]])
+    assert cosines(batched, single).min() > 0.9999
+    padded_ids, mask = left_pad([ids], module.tokenizer.pad_token_id)
+    with torch.inference_mode():
+        expected = torch.nn.functional.normalize(last_token_embedding(module.auto_model, padded_ids, mask), dim=-1)
+    assert cosines(batched[:1], expected.numpy()).min() > 0.9999
+    np.testing.assert_allclose(model.encode_query(texts["queries"][:1]), model.encode_document(texts["queries"][:1]))
+
+    model.save(str(tmp_path))
+    loaded = SentenceTransformer(str(tmp_path), trust_remote_code=True)
+    assert loaded[0].compact_direct_prompt
+    np.testing.assert_allclose(loaded.encode_document(texts["documents"]), batched, atol=1e-6)
+
+
+def assistant_turn_prompt_ids(tiny_llm, text: str) -> list[int]:
+    module = SearchR3(tiny_llm, max_reasoning_tokens=8, max_seq_length=192)
+    return module.preprocess([text], task="document")["input_ids"][0].tolist()
+
+
 def test_repetition_guards_are_saved_and_count_generated_tokens_only(tiny_llm, texts, tmp_path):
     module = SearchR3(tiny_llm, max_reasoning_tokens=24, max_seq_length=192, no_repeat_ngram_size=2)
     model = SentenceTransformer(modules=[module], similarity_fn_name="cosine")

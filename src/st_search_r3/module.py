@@ -58,7 +58,8 @@ class SearchR3(InputModule):
     did not emit it) and its last-layer hidden state, computed with one extra decode step on the
     generation's KV cache, is the embedding. Documents (``encode_document``, ``encode`` without a task)
     and queries with reasoning off take one forward pass over
-    ``chat(embedding_prompt, text) + answer_prefix + <|embed_token|>``; at inference that pass runs the
+    ``chat(embedding_prompt, text) + answer_prefix + <|embed_token|>`` (or, with ``compact_direct_prompt``,
+    the text followed by ``<|embed_token|>`` inside the user turn); at inference that pass runs the
     template prefix once and packs the texts without padding (:mod:`st_search_r3.packing`).
 
     The reasoning behind each query vector is kept per query and returned by :meth:`reasoning_of`;
@@ -86,6 +87,10 @@ class SearchR3(InputModule):
         reasoning_prompt: System prompt of queries that reason.
         embedding_prompt: System prompt of documents, and of queries when reasoning is off.
         answer_prefix: Assistant text before ``<|embed_token|>`` when embedding without reasoning.
+        compact_direct_prompt: Texts embedded without reasoning end with ``<|embed_token|>`` right after
+            the text, inside the user turn: no end of turn, no assistant turn, no ``answer_prefix``. For
+            SmolLM2's template that is 10 fewer tokens per text, about 1.5x more short documents per
+            second. Weights trained in one format embed well only in that format.
         normalize: L2-normalise the embeddings.
         reasoning_memory_size: Most queries whose reasoning is remembered (0: none).
         precision: ``"float32"`` (default: batched and one-by-one vectors agree to a cosine > 0.9999), or
@@ -113,6 +118,7 @@ class SearchR3(InputModule):
         "reasoning_prompt",
         "embedding_prompt",
         "answer_prefix",
+        "compact_direct_prompt",
         "normalize",
         "reasoning_memory_size",
         "precision",
@@ -133,6 +139,7 @@ class SearchR3(InputModule):
         reasoning_prompt: str = REASONING_PROMPT,
         embedding_prompt: str = EMBEDDING_PROMPT,
         answer_prefix: str = ANSWER_PREFIX,
+        compact_direct_prompt: bool = False,
         normalize: bool = True,
         reasoning_memory_size: int = 100_000,
         precision: str = "float32",
@@ -158,6 +165,7 @@ class SearchR3(InputModule):
         self.reasoning_prompt = reasoning_prompt
         self.embedding_prompt = embedding_prompt
         self.answer_prefix = answer_prefix
+        self.compact_direct_prompt = compact_direct_prompt
         self.normalize = normalize
         if precision not in ("float32", "bfloat16"):
             raise ValueError(f"precision must be 'float32' or 'bfloat16', got {precision!r}")
@@ -252,13 +260,20 @@ class SearchR3(InputModule):
         return features
 
     def direct_answer_ids(self) -> list[int]:
-        """Token ids of the answer of texts embedded without reasoning: ``answer_prefix`` and the embed token."""
+        """Token ids of the answer of texts embedded without reasoning: ``answer_prefix`` and the embed token
+        (the embed token alone with ``compact_direct_prompt``)."""
+        if self.compact_direct_prompt:
+            return [self.embed_token_id]
         return self.prompts.encode(self.answer_prefix) + [self.embed_token_id]
 
     def _direct_sequences(self, texts: list[str]) -> list[tuple[list[int], list[int]]]:
         """``(prompt, answer)`` ids of texts embedded without reasoning (documents; queries with it off)."""
         answer = self.direct_answer_ids()
-        return [(self.prompts.prompt_ids(text, self.embedding_prompt, reserve=len(answer)), answer) for text in texts]
+        close_turn = not self.compact_direct_prompt
+        return [
+            (self.prompts.prompt_ids(text, self.embedding_prompt, reserve=len(answer), close_turn=close_turn), answer)
+            for text in texts
+        ]
 
     def query_prompt_ids(self, text: str) -> list[int]:
         """Token ids of the prompt a query is answered from (generation starts after them)."""

@@ -65,15 +65,18 @@ class PromptBuilder:
         """Token ids of a bare text (no special tokens added)."""
         return self.tokenizer(text, add_special_tokens=False)["input_ids"]
 
-    def prompt_ids(self, text: str, system_prompt: str, reserve: int = 0) -> list[int]:
+    def prompt_ids(self, text: str, system_prompt: str, reserve: int = 0, close_turn: bool = True) -> list[int]:
         """Chat prompt ids ending at the start of the assistant turn.
 
         Args:
             text: The user text; its tail is cut when the prompt would exceed ``max_seq_length - reserve``.
             system_prompt: The system message.
             reserve: Tokens to keep free after the prompt (the reasoning and the answer).
+            close_turn: With ``False`` the ids end right after the text, inside the user turn (the compact
+                direct prompt appends ``<|embed_token|>`` there).
         """
         before, after = self.template(system_prompt)
+        after = after if close_turn else []
         budget = self.max_seq_length - reserve - len(before) - len(after)
         if budget < 0:
             raise ValueError(

@@ -17,7 +17,7 @@ import shutil
 from pathlib import Path
 
 from st_search_r3.base_model import home_dir
-from st_search_r3.data import debian, manpages, pycode, wordnet
+from st_search_r3.data import debian, infomanuals, manpages, pycode, wordnet
 from st_search_r3.data.mining import mine_hard_negatives
 
 logger = logging.getLogger(__name__)
@@ -42,6 +42,11 @@ SOURCES = {
         "build": lambda seed: manpages.build(seed=seed),
         "source": "Linux man-pages 6.03, Debian 12 packages manpages and manpages-dev (apt-get download)",
         "license": "each page's own (GPL-2.0-or-later or the man-pages verbatim license, in its header)",
+    },
+    "infomanuals": {
+        "build": lambda seed: infomanuals.build(seed=seed),
+        "source": f"GNU info manuals of Debian 12 main packages ({', '.join(infomanuals.PACKAGES)}; apt-get download)",
+        "license": "each manual's own (GNU FDL or GPL, named in the manual)",
     },
 }
 EVAL_SIZES = {"dev": (200, 2000), "test": (300, 3000)}  # (queries, documents): sized for 2 CPU cores

@@ -108,9 +108,10 @@ def reasoning_targets(source: str, queries: list[str], documents: list[str]) -> 
     """The target reasoning of each ``(query, relevant document)`` pair of one source's training set."""
     if source == "wordnet":
         return [wordnet_target(d) for d in documents]
-    if source in ("debian", "manpages"):  # prose descriptions: their distinctive words
+    if source in ("debian", "manpages", "infomanuals"):  # prose descriptions: their distinctive words
         words = DistinctiveWords(documents)
         return [debian_target(q, d, words) for q, d in zip(queries, documents)]
     if source == "pycode":
         return [code_target(q, d) for q, d in zip(queries, documents)]
-    raise ValueError(f"No reasoning targets for source {source!r} (known: wordnet, debian, pycode, manpages)")
+    known = "wordnet, debian, pycode, manpages, infomanuals"
+    raise ValueError(f"No reasoning targets for source {source!r} (known: {known})")

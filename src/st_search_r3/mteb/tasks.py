@@ -146,12 +146,29 @@ class ManPagesRetrieval(LocalRetrievalTask):
         return data_dir() / "manpages"
 
 
+class InfoManualsRetrieval(LocalRetrievalTask):
+    metadata = task_metadata(
+        name="SearchR3InfoManualsRetrieval",
+        description="GNU info manuals shipped by Debian 12 main packages (coreutils, findutils, grep, sed, gzip, "
+        "gnupg, ...): the query is a section's title without its number, the document the section's text. "
+        "Split by section; titles used by more than one section are dropped.",
+        reference="https://www.gnu.org/manual/",
+        license="not specified",
+        domains=["Programming"],
+    )
+
+    @classmethod
+    def root(cls) -> Path:
+        return data_dir() / "infomanuals"
+
+
 TASKS: list[type[LocalRetrievalTask]] = [
     WordNetDemoRetrieval,
     WordNetRetrieval,
     DebianRetrieval,
     PythonCodeRetrieval,
     ManPagesRetrieval,
+    InfoManualsRetrieval,
 ]
 DATA_TASKS = TASKS[1:]
 
