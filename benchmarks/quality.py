@@ -91,7 +91,7 @@ def search_r3_revision() -> str:
     return installed_path().name
 
 
-def rl_revision(folder: str) -> str:
+def folder_revision(folder: str) -> str:
     """The digest install uses for weights, over the files of a trained model folder."""
     from st_search_r3.install import revision
 
@@ -116,15 +116,12 @@ MODELS = {
 }
 
 
-def add_folder_models(folder: str, label: str) -> list[str]:
+def add_folder_models(folder: str, label: str) -> None:
     """Rows ``search-r3 LABEL, reasoning off / on`` for a trained model folder (``train/sft.py`` or
-    ``train/rl.py``'s ``final``), next to the shipped default. Returns their names."""
-    names = []
+    ``train/rl.py``'s ``final``), next to the shipped default."""
     for reasoning in (False, True):
         name = f"search-r3 {label}, reasoning {'on' if reasoning else 'off'}"
-        MODELS[name] = (lambda *settings, r=reasoning: search_r3(r, *settings, folder), lambda: rl_revision(folder))
-        names.append(name)
-    return names
+        MODELS[name] = (lambda *settings, r=reasoning: search_r3(r, *settings, folder), lambda: folder_revision(folder))
 
 
 def evaluate(
@@ -220,18 +217,16 @@ def main() -> None:
         action="append",
         default=[],
         metavar=("LABEL", "FOLDER"),
-        help="also evaluate a trained model folder (e.g. runs/sft_mix/final) as 'search-r3 LABEL, reasoning off/on'",
+        help="also evaluate a trained model folder (e.g. runs/sft_mix/final): rows 'search-r3 LABEL, reasoning off/on'",
     )
     parser.add_argument("--output-suffix", default="", help="results go to quality_<split><suffix>.*")
     args = parser.parse_args()
-    default_models = args.models == parser.get_default("models")
-    added = [name for label, folder in args.candidate for name in add_folder_models(folder, label)]
+    for label, folder in args.candidate:
+        add_folder_models(folder, label)
     if args.rl_model:
-        added += add_folder_models(args.rl_model, "RL")
-    if added and default_models:
+        add_folder_models(args.rl_model, "RL")
+    if args.models == parser.get_default("models"):  # all rows; with --models, only the rows named there
         args.models = list(MODELS)
-    else:
-        args.models += [name for name in added if name not in args.models]
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(message)s", datefmt="%H:%M:%S")
 
     command = "python " + shlex.join(sys.argv)

@@ -40,6 +40,7 @@ def test_smoke_config_trains_two_steps_and_saves_a_loadable_model(tiny_llm, tiny
     assert (final / "adapter_model.safetensors").is_file() and not (final / "model.safetensors").exists()
     record = json.loads((final / "training_record.json").read_text())
     assert record["steps"] == 2 and record["pairs_this_run"] == 8 and record["pairs_per_second"] > 0
+    assert record["cpu_seconds_this_run"] > 0
     assert (tmp_path / "run" / "curves.png").is_file()
     assert any("eval_wordnet-dev_cosine_ndcg@10" in row for row in record["log_history"])
     # Half of the anchors were trained after the base model's reasoning, generated once and kept.
@@ -60,6 +61,7 @@ def test_smoke_config_trains_two_steps_and_saves_a_loadable_model(tiny_llm, tiny
     card = (merged_folder / "README.md").read_text()
     assert card.startswith("---\nlibrary_name: sentence-transformers\n") and "pip install st-search-r3" in card
     assert "LoRA r=4" in card and str(tmp_path) not in card, "the card names the training, not this machine"
+    assert "pairs/s" in card and "of CPU time" in card
     assert (merged_folder / "training_record.json").is_file(), "the record the card points to is there"
     merged = SentenceTransformer("search-r3", trust_remote_code=True)
     merged[0].matmul_precision = "float32"  # exact, to compare with the adapter's vectors at 1e-5

@@ -226,9 +226,11 @@ def _summary(record_path: Path) -> str:
             f"({stage['pairs_per_second']:.2f} pairs/s)"
         )
     total = sum(stage["train_seconds_this_run"] for stage in stages)
+    cpu = [stage.get("cpu_seconds_this_run") for stage in stages]
+    cpu_time = f" ({sum(cpu) / 3600:.2f} h of CPU time)" if all(cpu) else ""
     return (
-        "; ".join(lines) + f". {total / 3600:.2f} h of training in all on a 2-core CPU; config, data sha256 and "
-        "logs in `training_record.json`."
+        "; ".join(lines) + f". {total / 3600:.2f} h of training in all on a 2-core CPU{cpu_time}; config, data "
+        "sha256 and logs in `training_record.json`."
     )
 
 

@@ -49,16 +49,16 @@ def previous_stages(adapter: str | None) -> list[dict]:
 
 def train_and_save(trainer, model, config, args, checkpoint: str | None, record: dict, unit: str) -> dict:
     """Trains (from ``checkpoint`` if given), then saves ``model`` to ``<output_dir>/final`` with its training
-    record: ``record`` (arguments, data hashes) plus the config, steps, time, throughput (``<unit>_per_second``,
+    record: ``record`` (arguments, data hashes) plus the config, steps, wall and CPU time, throughput (``<unit>_per_second``,
     e.g. pairs or completions) and the log.
 
     Returns:
         The record as written to ``final/training_record.json``.
     """
     first_step = int(checkpoint.rsplit("-", 1)[1]) if checkpoint else 0
-    start = time.perf_counter()
+    start, cpu_start = time.perf_counter(), time.process_time()
     trainer.train(resume_from_checkpoint=checkpoint)
-    seconds = time.perf_counter() - start
+    seconds, cpu_seconds = time.perf_counter() - start, time.process_time() - cpu_start
     steps = trainer.state.global_step - first_step
     count = steps * args.per_device_train_batch_size * args.gradient_accumulation_steps
     previous = previous_stages(getattr(config, "init_adapter", None))
@@ -71,6 +71,7 @@ def train_and_save(trainer, model, config, args, checkpoint: str | None, record:
         "resumed_from": checkpoint,
         f"{unit}_this_run": count,
         "train_seconds_this_run": seconds,
+        "cpu_seconds_this_run": cpu_seconds,  # all threads of the process: ~2x the wall time on 2 busy cores
         "seconds_per_step": seconds / max(1, steps),
         f"{unit}_per_second": count / seconds,
         "log_history": trainer.state.log_history,
