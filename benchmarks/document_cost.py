@@ -56,7 +56,8 @@ def main() -> None:
     rows = []
     for compact in (False, True):
         module.compact_direct_prompt = compact
-        tokens = sum(len(ids) for ids in module._direct_sequences(documents)) / len(documents)
+        sequences = module._direct_sequences(documents)
+        tokens = sum(len(prompt) + len(answer) for prompt, answer in sequences) / len(documents)
         for depth in args.layers:
             body.layers = layers[:depth]
             rate = documents_per_second(model, documents, args.batch_size)

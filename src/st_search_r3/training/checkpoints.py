@@ -49,8 +49,8 @@ def previous_stages(adapter: str | None) -> list[dict]:
 
 def train_and_save(trainer, model, config, args, checkpoint: str | None, record: dict, unit: str) -> dict:
     """Trains (from ``checkpoint`` if given), then saves ``model`` to ``<output_dir>/final`` with its training
-    record: ``record`` (arguments, data hashes) plus the config, steps, wall and CPU time, throughput (``<unit>_per_second``,
-    e.g. pairs or completions) and the log.
+    record: ``record`` (arguments, data hashes) plus the config, steps, wall and CPU time, throughput
+    (``<unit>_per_second``, e.g. pairs or completions) and the log.
 
     Returns:
         The record as written to ``final/training_record.json``.
