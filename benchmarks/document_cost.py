@@ -56,8 +56,7 @@ def main() -> None:
     rows = []
     for compact in (False, True):
         module.compact_direct_prompt = compact
-        sequences = module._direct_sequences(documents)
-        tokens = sum(len(prompt) + len(answer) for prompt, answer in sequences) / len(documents)
+        tokens = module.preprocess(documents, task="document")["attention_mask"].sum().item() / len(documents)
         for depth in args.layers:
             body.layers = layers[:depth]
             rate = documents_per_second(model, documents, args.batch_size)

@@ -89,8 +89,8 @@ class SearchR3(InputModule):
         answer_prefix: Assistant text before ``<|embed_token|>`` when embedding without reasoning.
         compact_direct_prompt: Texts embedded without reasoning end with ``<|embed_token|>`` right after
             the text, inside the user turn: no end of turn, no assistant turn, no ``answer_prefix``. For
-            SmolLM2's template that is 10 fewer tokens per text, about 1.5x more short documents per
-            second. Weights trained in one format embed well only in that format.
+            SmolLM2's template that is 10 fewer tokens per text, 1.3-1.6x more WordNet documents per
+            second (``benchmarks/document_cost.py``). Weights trained in one format embed well only in that format.
         normalize: L2-normalise the embeddings.
         reasoning_memory_size: Most queries whose reasoning is remembered (0: none).
         precision: ``"float32"`` (default: batched and one-by-one vectors agree to a cosine > 0.9999), or

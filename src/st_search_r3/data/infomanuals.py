@@ -17,11 +17,11 @@ from __future__ import annotations
 
 import gzip
 import re
-import subprocess
 from collections import Counter
 from collections.abc import Iterator
 from pathlib import Path
 
+from st_search_r3.data.debian_archive import unpacked_packages
 from st_search_r3.data.retrieval_split import SPLITS, RetrievalSplit, assign_split
 
 PACKAGES = (
@@ -39,27 +39,9 @@ PACKAGES = (
     "time",
     "wget",
 )
-INSTALL_HINT = "sudo apt-get update   (the manuals come from the Debian archive: apt-get download coreutils ...)"
 MAX_DOCUMENT_CHARS = 4000
 _UNDERLINE = re.compile(r"^[*=\-.]{3,}$")
 _SECTION_NUMBER = re.compile(r"^(\d+(\.\d+)*|[A-Z](\.\d+)*|Appendix [A-Z](\.\d+)*)\s+")
-
-
-def download(folder: Path) -> Path:
-    """Fetches and unpacks the packages into ``folder`` (once). Returns the unpacked info folder."""
-    info = folder / "root" / "usr" / "share" / "info"
-    if info.is_dir():
-        return info
-    folder.mkdir(parents=True, exist_ok=True)
-    try:
-        subprocess.run(["apt-get", "download", *PACKAGES], cwd=folder, check=True, capture_output=True)
-    except (OSError, subprocess.CalledProcessError) as error:
-        raise FileNotFoundError(f"Could not download {PACKAGES}: {error}. {INSTALL_HINT}") from error
-    staging = folder / "root.tmp"
-    for deb in sorted(folder.glob("*.deb")):
-        subprocess.run(["dpkg-deb", "-x", str(deb), str(staging)], check=True)
-    staging.rename(folder / "root")
-    return info
 
 
 def manual_text(info: Path, manual: str) -> str:
@@ -111,14 +93,14 @@ def build(
     """
     from st_search_r3.base_model import home_dir
 
-    info = download(Path(folder) if folder else home_dir() / "sources" / "infomanuals")
+    folder = Path(folder) if folder else home_dir() / "sources" / "infomanuals"
+    info = unpacked_packages(folder, PACKAGES) / "usr" / "share" / "info"
     sections = list(read_sections(info))
-    titles = Counter(" ".join(title.lower().split()) for _, title, _ in sections)
+    uses = Counter(tuple(title.lower().split()) for _, title, _ in sections)
     splits = {name: RetrievalSplit() for name in SPLITS}
     for node, title, text in sections:
-        if titles[" ".join(title.lower().split())] > 1 or len(title.split()) < 2 or len(text.split()) < 10:
-            continue
-        if "index" in title.lower().split():
+        words = tuple(title.lower().split())
+        if uses[words] > 1 or len(words) < 2 or "index" in words or len(text.split()) < 10:
             continue
         split = splits[assign_split(node, seed, dev_fraction, test_fraction)]
         split.add_pair(f"q-{node}", title, node, text, group=node)

@@ -16,14 +16,13 @@ from __future__ import annotations
 
 import gzip
 import re
-import subprocess
 from collections.abc import Iterator
 from pathlib import Path
 
+from st_search_r3.data.debian_archive import unpacked_packages
 from st_search_r3.data.retrieval_split import SPLITS, RetrievalSplit, assign_split
 
 PACKAGES = ("manpages", "manpages-dev")
-INSTALL_HINT = "sudo apt-get update   (the pages come from the Debian archive: apt-get download manpages ...)"
 MAX_DOCUMENT_CHARS = 4000
 
 _ESCAPES = {
@@ -48,23 +47,6 @@ _DROPPED_ESCAPES = re.compile(r"\\f(\[[^\]]*\]|\(..|.)|\\s[-+]?\d|\\[&%c|^:/,]|\
 _FONT_MACROS = {"B", "I", "SM", "SB"}  # arguments joined by spaces
 _ALTERNATING_MACROS = {"BR", "RB", "IR", "RI", "BI", "IB"}  # arguments joined without spaces
 _TEXT_MACROS = {"SS", "IP", "TP", "UR", "MT", "TQ"}  # keep the argument as a line of text
-
-
-def download(folder: Path) -> Path:
-    """Fetches and unpacks the packages into ``folder`` (once). Returns the unpacked man folder."""
-    man = folder / "root" / "usr" / "share" / "man"
-    if man.is_dir():
-        return man
-    folder.mkdir(parents=True, exist_ok=True)
-    try:
-        subprocess.run(["apt-get", "download", *PACKAGES], cwd=folder, check=True, capture_output=True)
-    except (OSError, subprocess.CalledProcessError) as error:
-        raise FileNotFoundError(f"Could not download {PACKAGES}: {error}. {INSTALL_HINT}") from error
-    staging = folder / "root.tmp"
-    for deb in sorted(folder.glob("*.deb")):
-        subprocess.run(["dpkg-deb", "-x", str(deb), str(staging)], check=True)
-    staging.rename(folder / "root")
-    return man
 
 
 def roff_to_text(lines: list[str]) -> str:
@@ -148,7 +130,8 @@ def build(
     """
     from st_search_r3.base_model import home_dir
 
-    man = download(Path(folder) if folder else home_dir() / "sources" / "manpages")
+    folder = Path(folder) if folder else home_dir() / "sources" / "manpages"
+    man = unpacked_packages(folder, PACKAGES) / "usr" / "share" / "man"
     chosen: dict[str, tuple[str, str, str]] = {}
     for page, summary, description in read_pages(man):
         if len(summary.split()) < 3 or len(description.split()) < 10:

@@ -44,11 +44,14 @@ def task_metadata(name: str, description: str, reference: str, license: str, dom
 
 
 class LocalRetrievalTask(AbsTaskRetrieval):
-    """An MTEB retrieval task whose splits are :class:`RetrievalSplit` folders under ``root()``."""
+    """An MTEB retrieval task whose splits are :class:`RetrievalSplit` folders under ``root()``: by default
+    the folder of the data builder's ``source`` (``python -m st_search_r3.data.build``)."""
+
+    source: str
 
     @classmethod
     def root(cls) -> Path:
-        raise NotImplementedError
+        return data_dir() / cls.source
 
     def load_data(self, num_proc: int | None = None, **kwargs) -> None:
         if self.data_loaded:
@@ -96,9 +99,7 @@ class WordNetRetrieval(LocalRetrievalTask):
         domains=["Written"],
     )
 
-    @classmethod
-    def root(cls) -> Path:
-        return data_dir() / "wordnet"
+    source = "wordnet"
 
 
 class DebianRetrieval(LocalRetrievalTask):
@@ -111,9 +112,7 @@ class DebianRetrieval(LocalRetrievalTask):
         domains=["Programming", "Written"],
     )
 
-    @classmethod
-    def root(cls) -> Path:
-        return data_dir() / "debian"
+    source = "debian"
 
 
 class PythonCodeRetrieval(LocalRetrievalTask):
@@ -126,9 +125,7 @@ class PythonCodeRetrieval(LocalRetrievalTask):
         domains=["Programming"],
     )
 
-    @classmethod
-    def root(cls) -> Path:
-        return data_dir() / "pycode"
+    source = "pycode"
 
 
 class ManPagesRetrieval(LocalRetrievalTask):
@@ -141,9 +138,7 @@ class ManPagesRetrieval(LocalRetrievalTask):
         domains=["Programming"],
     )
 
-    @classmethod
-    def root(cls) -> Path:
-        return data_dir() / "manpages"
+    source = "manpages"
 
 
 class InfoManualsRetrieval(LocalRetrievalTask):
@@ -157,9 +152,7 @@ class InfoManualsRetrieval(LocalRetrievalTask):
         domains=["Programming"],
     )
 
-    @classmethod
-    def root(cls) -> Path:
-        return data_dir() / "infomanuals"
+    source = "infomanuals"
 
 
 TASKS: list[type[LocalRetrievalTask]] = [
