@@ -221,3 +221,25 @@ def test_training_the_writer_alone_runs_no_document(model, texts, monkeypatch):
     monkeypatch.setattr(loss, "encode", lambda f, original=loss.encode: encoded.append(f) or original(f))
     assert loss(features, None).item() == pytest.approx(expected)
     assert encoded == [features[0]], "only the reasoning anchors are run"
+
+
+def test_embedding_layers_train_the_embedding_at_their_depth_and_the_lm_at_the_last_layer(tiny_llm, texts):
+    module = SearchR3(tiny_llm, max_reasoning_tokens=8, max_seq_length=192, embedding_layers=1)
+    model = SentenceTransformer(modules=[module])
+    features = batch(model, texts)
+    trained, _, _ = SearchR3Loss(model, lm_weight=0, kl_weight=0).encode(features[0])
+    with torch.inference_mode():
+        module.matmul_precision = "float32"
+        inferred = model.encode_query([(q, "a short thought") for q in texts["queries"][:4]], convert_to_tensor=True)
+    torch.testing.assert_close(trained.detach(), inferred, rtol=1e-4, atol=1e-5)
+
+    second_layer = list(module.auto_model.model.layers[1].parameters())
+    SearchR3Loss(model, lm_weight=0, kl_weight=0)(features, None).backward()
+    assert all(p.grad is None for p in second_layer)  # the contrastive terms never reach the layer after
+    lm = only(model, "lm")
+    lm(features, None).backward()
+    assert any(p.grad is not None and p.grad.abs().sum() > 0 for p in second_layer)
+    full_depth = SentenceTransformer(modules=[SearchR3(tiny_llm, max_reasoning_tokens=8, max_seq_length=192)])
+    reference = only(full_depth, "lm")
+    reference(features, None)
+    assert math.isclose(lm.last_terms["lm"], reference.last_terms["lm"], rel_tol=1e-4)

@@ -7,7 +7,7 @@ from sentence_transformers import SentenceTransformer
 from transformers import LogitsProcessor, LogitsProcessorList
 
 from st_search_r3 import EMBED_TOKEN, SearchR3
-from st_search_r3.embedding import last_token_embedding, left_pad
+from st_search_r3.embedding import decoder, last_token_embedding, left_pad
 
 
 def cosines(a, b) -> np.ndarray:
@@ -335,3 +335,42 @@ def test_sampled_reasonings_come_n_per_query(tiny_llm, texts):
     assert [len(s) for s in samples] == [4, 4, 4]
     assert len({r for s in samples for r in s}) > 3, "sampling, not greedy: the draws differ"
     assert len(module._memory) == 0, "samples are not remembered as the queries' reasoning"
+
+
+def layer_state(module: SearchR3, ids: list[int], layer: int) -> torch.Tensor:
+    """Independent of first_layers: the output of decoder layer ``layer`` through the final norm, at the last token."""
+    body = decoder(module.auto_model)
+    input_ids, mask = left_pad([ids], module.tokenizer.pad_token_id)
+    with torch.inference_mode():
+        states = body(input_ids=input_ids, attention_mask=mask, output_hidden_states=True).hidden_states
+        return torch.nn.functional.normalize(body.norm(states[layer])[:, -1], dim=-1)[0]
+
+
+def test_embedding_layers_read_the_embedding_after_the_first_layers_on_every_path(tiny_llm, texts, tmp_path):
+    module = SearchR3(tiny_llm, max_reasoning_tokens=8, max_seq_length=192, embedding_layers=1)
+    model = SentenceTransformer(modules=[module], similarity_fn_name="cosine")
+    documents = texts["documents"]
+    batched = model.encode_document(documents, batch_size=len(documents))
+    single = np.stack([model.encode_document([text])[0] for text in documents])
+    assert cosines(batched, single).min() > 0.9999
+    ids = module.preprocess([documents[0]], task="document")["input_ids"][0].tolist()
+    assert cosines(batched[0], layer_state(module, ids, 1).numpy()) > 0.9999
+    assert cosines(batched[0], layer_state(module, ids, 2).numpy()) < 0.999  # not the last layer's state
+
+    query = texts["queries"][0]
+    reasoned = model.encode_query([query])[0]  # generation uses both layers, the embedding the first
+    trace = module.reasoning_traces([query])[0]
+    expected = layer_state(module, module.query_prompt_ids(query) + list(trace.token_ids) + [module.embed_token_id], 1)
+    np.testing.assert_allclose(reasoned, expected.numpy(), atol=1e-4)
+    assert len(decoder(module.auto_model).layers) == 2  # restored after every pass
+
+    model.save(str(tmp_path))
+    loaded = SentenceTransformer(str(tmp_path), trust_remote_code=True)
+    assert loaded[0].embedding_layers == 1
+    np.testing.assert_allclose(loaded.encode_document(documents), batched, atol=1e-6)
+
+
+@pytest.mark.parametrize("layers", [0, 3])
+def test_embedding_layers_outside_the_decoder_are_an_error(tiny_llm, layers):
+    with pytest.raises(ValueError, match="embedding_layers"):
+        SearchR3(tiny_llm, embedding_layers=layers)

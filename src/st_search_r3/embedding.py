@@ -8,6 +8,9 @@ or in any batch.
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+from contextlib import contextmanager
+
 import torch
 import torch.nn.functional as F
 
@@ -34,6 +37,23 @@ def position_ids_from_mask(attention_mask: torch.Tensor) -> torch.Tensor:
 def decoder(model: torch.nn.Module) -> torch.nn.Module:
     """The transformer body of a causal LM (its ``last_hidden_state`` is after the final norm)."""
     return model.get_decoder() if hasattr(model, "get_decoder") else model.base_model
+
+
+@contextmanager
+def first_layers(model: torch.nn.Module, count: int | None) -> Iterator[None]:
+    """Inside the block the decoder runs only its first ``count`` layers, then its final norm: the hidden
+    state an embedder read at layer ``count`` uses, at ``count`` / all of the compute. ``None``: every layer.
+    The layers are the same modules (adapters included), so gradients flow as usual."""
+    if count is None:
+        yield
+        return
+    body = decoder(model)
+    layers = body.layers
+    body.layers = layers[:count]
+    try:
+        yield
+    finally:
+        body.layers = layers
 
 
 def final_hidden_states(model: torch.nn.Module, input_ids: torch.Tensor, attention_mask: torch.Tensor) -> torch.Tensor:

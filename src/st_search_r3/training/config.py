@@ -111,6 +111,13 @@ class SearchR3SFTConfig(SearchR3TrainingConfig):
             "the user turn: 10 fewer tokens per text for SmolLM2 (saved with the model)"
         },
     )
+    embedding_layers: int | None = field(
+        default=None,
+        metadata={
+            "help": "the embedding is read after this many decoder layers (None: all), so documents run only "
+            "those layers (saved with the model); the LM terms still read the last layer"
+        },
+    )
     no_repeat_ngram_size: int = field(
         default=0, metadata={"help": "repetition guard of the model's reasoning (saved with it; 0: off)"}
     )

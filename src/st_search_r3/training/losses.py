@@ -113,15 +113,19 @@ class SearchR3Loss(nn.Module):
         # that every answer token is still predicted from a computed position.
         shortest_prompt = int((attention_mask.sum(1) - answer_mask.sum(1)).min())
         prefix_length = common_prefix_length(input_ids, attention_mask, limit=shortest_prompt - 1)
-        hidden = shared_prefix_hidden_states(llm, input_ids, attention_mask, prefix_length)
-        embeddings = F.normalize(hidden[:, -1].float(), dim=-1)
-        if "direct_ids" in features:  # fuse_direct_embedding: the query's reasoning-off view joins in
-            ids, mask = features["direct_ids"], features["direct_mask"]
-            direct_prefix = common_prefix_length(ids, mask, limit=int(mask.sum(1).min()) - 1)
-            direct = shared_prefix_hidden_states(llm, ids, mask, direct_prefix)[:, -1]
-            embeddings = F.normalize(fuse(embeddings, direct), dim=-1)
+        module = self.model[0]
+        with module.embedding_depth():
+            hidden = shared_prefix_hidden_states(llm, input_ids, attention_mask, prefix_length)
+            embeddings = F.normalize(hidden[:, -1].float(), dim=-1)
+            if "direct_ids" in features:  # fuse_direct_embedding: the query's reasoning-off view joins in
+                ids, mask = features["direct_ids"], features["direct_mask"]
+                direct_prefix = common_prefix_length(ids, mask, limit=int(mask.sum(1).min()) - 1)
+                direct = shared_prefix_hidden_states(llm, ids, mask, direct_prefix)[:, -1]
+                embeddings = F.normalize(fuse(embeddings, direct), dim=-1)
         sums, answer_rows = {}, 0
         if self.lm_weight or self.kl_weight or self.format_weight:
+            if module.embedding_layers is not None:  # the LM head reads the last layer, not the embedding's
+                hidden = shared_prefix_hidden_states(llm, input_ids, attention_mask, prefix_length)
             if self.reasoning_answers_only:
                 answer_mask = answer_mask * ~self._direct_answers(input_ids, answer_mask)[:, None]
             answer_rows = int(answer_mask.any(1).sum())

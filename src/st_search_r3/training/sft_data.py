@@ -33,6 +33,7 @@ def build_model(config: SearchR3SFTConfig) -> SentenceTransformer:
         no_repeat_ngram_size=config.no_repeat_ngram_size,
         fuse_direct_embedding=config.fuse_direct_embedding,
         compact_direct_prompt=config.compact_direct_prompt,
+        embedding_layers=config.embedding_layers,
         model_kwargs={"attn_implementation": config.attn_implementation},
     )
     if config.init_adapter:
