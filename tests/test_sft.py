@@ -72,6 +72,10 @@ def test_smoke_config_trains_two_steps_and_saves_a_loadable_model(tiny_llm, tiny
     assert "checkpoint-2" in resumed.stderr, "resumed from the last checkpoint, not from scratch"
     resumed_record = json.loads((final / "training_record.json").read_text())
     assert resumed_record["steps"] == 3 and resumed_record["pairs_this_run"] == 4
+    segments = resumed_record["segments"]
+    assert [(s["from_step"], s["to_step"]) for s in segments] == [(0, 2), (2, 3)], "the record names every segment"
+    assert resumed_record["train_seconds_this_run"] == pytest.approx(sum(s["seconds"] for s in segments))
+    assert resumed_record["cpu_seconds_this_run"] == pytest.approx(sum(s["cpu_seconds"] for s in segments))
 
 
 def test_resume_skips_a_checkpoint_cut_short(tmp_path):

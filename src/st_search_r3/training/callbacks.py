@@ -30,6 +30,45 @@ class CheckpointEveryMinutes(TrainerCallback):
         return control
 
 
+class RunSegments(TrainerCallback):
+    """The segments of a run stopped and resumed, each as it was when its last checkpoint was written:
+    ``from_step``, ``to_step``, wall and CPU seconds, start time. Every checkpoint keeps the list so far in
+    ``run_segments.json``, so a resumed run takes the earlier segments from its checkpoint and its final
+    record names them all. Work a stopped segment did after its last checkpoint is redone by the next one
+    and counted there, not twice.
+
+    Args:
+        checkpoint: The checkpoint this segment resumes from (``None``: a new run).
+    """
+
+    file_name = "run_segments.json"
+
+    def __init__(self, checkpoint: str | None) -> None:
+        saved = Path(checkpoint) / self.file_name if checkpoint else None
+        self.earlier = json.loads(saved.read_text()) if saved and saved.is_file() else []
+        if checkpoint and not self.earlier:  # a checkpoint written before segments were kept
+            self.earlier = [{"from_step": 0, "to_step": int(checkpoint.rsplit("-", 1)[1]), "seconds": None}]
+        self.first_step = int(checkpoint.rsplit("-", 1)[1]) if checkpoint else 0
+        self.started = time.strftime("%Y-%m-%dT%H:%M:%S%z")
+        self.start, self.cpu_start = time.perf_counter(), time.process_time()
+
+    def segments(self, step: int) -> list[dict]:
+        current = {
+            "from_step": self.first_step,
+            "to_step": step,
+            "seconds": time.perf_counter() - self.start,
+            "cpu_seconds": time.process_time() - self.cpu_start,
+            "started": self.started,
+        }
+        return [*self.earlier, current]
+
+    def on_save(self, args, state, control, **kwargs):
+        folder = Path(args.output_dir) / f"checkpoint-{state.global_step}"
+        if folder.is_dir():
+            (folder / self.file_name).write_text(json.dumps(self.segments(state.global_step), indent=2))
+        return control
+
+
 class LossTermsCallback(TrainerCallback):
     """Adds the stage-1 loss's terms (InfoNCE, triplet, LM, KL), averaged since the last log, to each log line
     as ``loss/<term>``. Put it before :class:`CurvesCallback` so the curves see them too.

@@ -3,10 +3,10 @@
 from __future__ import annotations
 
 import json
-import time
 from pathlib import Path
 
 from st_search_r3.atomic import staged_folder
+from st_search_r3.training.callbacks import RunSegments
 
 
 def last_complete_checkpoint(output_dir: str) -> str | None:
@@ -49,31 +49,36 @@ def previous_stages(adapter: str | None) -> list[dict]:
 
 def train_and_save(trainer, model, config, args, checkpoint: str | None, record: dict, unit: str) -> dict:
     """Trains (from ``checkpoint`` if given), then saves ``model`` to ``<output_dir>/final`` with its training
-    record: ``record`` (arguments, data hashes) plus the config, steps, wall and CPU time, throughput
-    (``<unit>_per_second``, e.g. pairs or completions) and the log.
+    record: ``record`` (arguments, data hashes) plus the config, steps, every segment of a run that was
+    stopped and resumed (:class:`~st_search_r3.training.callbacks.RunSegments`), wall and CPU time,
+    throughput (``<unit>_per_second``, e.g. pairs or completions) and the log.
 
     Returns:
         The record as written to ``final/training_record.json``.
     """
-    first_step = int(checkpoint.rsplit("-", 1)[1]) if checkpoint else 0
-    start, cpu_start = time.perf_counter(), time.process_time()
+    segments = RunSegments(checkpoint)
+    trainer.add_callback(segments)
     trainer.train(resume_from_checkpoint=checkpoint)
-    seconds, cpu_seconds = time.perf_counter() - start, time.process_time() - cpu_start
-    steps = trainer.state.global_step - first_step
-    count = steps * args.per_device_train_batch_size * args.gradient_accumulation_steps
+    run_segments = segments.segments(trainer.state.global_step)
+    this_run = run_segments[-1]
+    per_step = args.per_device_train_batch_size * args.gradient_accumulation_steps
+    timed = [segment for segment in run_segments if segment["seconds"] is not None]
+    seconds = sum(segment["seconds"] for segment in timed)
     previous = previous_stages(getattr(config, "init_adapter", None))
     record = {
         "config": vars(config),
         **record,
         "previous_stages": previous,
+        "segments": run_segments,
         "total_train_seconds": seconds + sum(stage["train_seconds_this_run"] for stage in previous),
         "steps": trainer.state.global_step,
         "resumed_from": checkpoint,
-        f"{unit}_this_run": count,
+        f"{unit}_this_run": (this_run["to_step"] - this_run["from_step"]) * per_step,
+        # This run's segments together (its every start, if all were timed); earlier stages are in previous_stages.
         "train_seconds_this_run": seconds,
-        "cpu_seconds_this_run": cpu_seconds,  # all threads of the process: ~2x the wall time on 2 busy cores
-        "seconds_per_step": seconds / max(1, steps),
-        f"{unit}_per_second": count / seconds,
+        "cpu_seconds_this_run": sum(segment["cpu_seconds"] for segment in timed),  # all threads: ~2x wall on 2 cores
+        "seconds_per_step": seconds / max(1, sum(s["to_step"] - s["from_step"] for s in timed)),
+        f"{unit}_per_second": sum(s["to_step"] - s["from_step"] for s in timed) * per_step / max(seconds, 1e-9),
         "log_history": trainer.state.log_history,
     }
     extra = {"training_record.json": json.dumps(record, indent=2, default=str)}
