@@ -38,6 +38,8 @@ TASKS = {
     "wordnet": "SearchR3WordNetRetrieval",
     "debian": "SearchR3DebianRetrieval",
     "pycode": "SearchR3PythonCodeRetrieval",
+    "manpages": "SearchR3ManPagesRetrieval",
+    "infomanuals": "SearchR3InfoManualsRetrieval",
 }
 
 
