@@ -51,7 +51,7 @@ bench-rl-env: venv
 	$(PY) benchmarks/rl_env_speed.py
 
 sft: venv
-	$(PY) train/sft.py --config train/configs/sft.yaml
+	$(PY) train/sft.py --config train/configs/sft_all.yaml
 
 sft-reasoning: venv
 	$(PY) train/sft.py --config train/configs/sft_reasoning.yaml

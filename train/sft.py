@@ -1,6 +1,6 @@
 """Stage 1: teach <|embed_token|> to carry a good embedding (LoRA + embed-token row).
 
-python train/sft.py [--config train/configs/sft.yaml] [--any_field value ...] [--resume true]
+python train/sft.py [--config train/configs/sft_all.yaml] [--any_field value ...] [--resume true]
 """
 
 import logging
@@ -15,7 +15,7 @@ from st_search_r3.training.evaluation import dev_evaluator
 from st_search_r3.training.losses import SearchR3Loss
 from st_search_r3.training.sft_data import ROUTES, build_model, data_fingerprint, load_training_set
 
-DEFAULT_CONFIG = Path(__file__).parent / "configs" / "sft.yaml"
+DEFAULT_CONFIG = Path(__file__).parent / "configs" / "sft_all.yaml"
 
 
 def main() -> None:
