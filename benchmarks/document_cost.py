@@ -6,8 +6,9 @@ the decoder, beside all-MiniLM-L6-v2 on the same documents in the same run.
 Speed does not depend on the weights, so each design runs on the shipped model with its settings changed:
 the prompt format (``compact_direct_prompt`` off: ``...<|im_end|> <|im_start|>assistant The embedding is
 <|embed_token|>``; on: ``...text<|embed_token|>``) and the number of decoder layers the document passes
-through (the first k of 30, as an embedder read at layer k would run). Only the formats are models one can
-train here; the depths show how far the architecture is from the 4x target of issue 14. Writes
+through (``embedding_layers``: the first k of 30, as an embedder read at layer k runs). Both are settings
+a model can be trained for (a depth-10 read learned far slower, see the README); the depths show how far
+the architecture is from the 4x target of issue 14. Writes
 ``document_cost.{json,md}`` in ``benchmarks/results/``.
 """
 
@@ -25,8 +26,6 @@ import torch
 
 sys.path.insert(0, str(Path(__file__).parent))
 from index_speed import corpus, load  # noqa: E402
-
-from st_search_r3.embedding import decoder  # noqa: E402
 
 RESULTS = Path(__file__).parent / "results"
 
@@ -51,20 +50,18 @@ def main() -> None:
     minilm_rate = documents_per_second(load("all-MiniLM-L6-v2"), documents, args.batch_size)
     model = load("search-r3")
     module = model[0]
-    body = decoder(module.auto_model)
-    layers = body.layers
     rows = []
     for compact in (False, True):
         module.compact_direct_prompt = compact
         tokens = module.preprocess(documents, task="document")["attention_mask"].sum().item() / len(documents)
         for depth in args.layers:
-            body.layers = layers[:depth]
+            module.embedding_layers = depth  # the module's own shallow read: documents run only these layers
             rate = documents_per_second(model, documents, args.batch_size)
             rows.append(
                 {"compact": compact, "layers": depth, "tokens": tokens, "docs_per_s": rate, "ratio": minilm_rate / rate}
             )
             print(f"compact={compact} layers={depth}: {rate:.1f} docs/s, MiniLM {minilm_rate / rate:.1f}x faster")
-    body.layers = layers
+    module.embedding_layers = None
 
     command = "python " + shlex.join(sys.argv)
     header = f"# {platform.machine()}, torch {torch.__version__}, {torch.get_num_threads()} threads\n# `{command}`\n"

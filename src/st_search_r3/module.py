@@ -95,7 +95,7 @@ class SearchR3(InputModule):
             second (``benchmarks/document_cost.py``). Weights trained in one format embed well only in that format.
         embedding_layers: The embedding is the hidden state after the first ``embedding_layers`` decoder
             layers (through the final norm) instead of after all of them (``None``). Documents and queries
-            without reasoning then run only those layers (12 of SmolLM2's 30: ~2.7x more documents per
+            without reasoning then run only those layers (12 of SmolLM2's 30: 2.4-2.7x more documents per
             second); reasoning still generates with every layer. Weights must be trained at that depth.
         normalize: L2-normalise the embeddings.
         reasoning_memory_size: Most queries whose reasoning is remembered (0: none).

@@ -44,11 +44,11 @@ class RunSegments(TrainerCallback):
     file_name = "run_segments.json"
 
     def __init__(self, checkpoint: str | None) -> None:
+        self.first_step = int(checkpoint.rsplit("-", 1)[1]) if checkpoint else 0
         saved = Path(checkpoint) / self.file_name if checkpoint else None
         self.earlier = json.loads(saved.read_text()) if saved and saved.is_file() else []
         if checkpoint and not self.earlier:  # a checkpoint written before segments were kept
-            self.earlier = [{"from_step": 0, "to_step": int(checkpoint.rsplit("-", 1)[1]), "seconds": None}]
-        self.first_step = int(checkpoint.rsplit("-", 1)[1]) if checkpoint else 0
+            self.earlier = [{"from_step": 0, "to_step": self.first_step, "seconds": None}]
         self.started = time.strftime("%Y-%m-%dT%H:%M:%S%z")
         self.start, self.cpu_start = time.perf_counter(), time.process_time()
 

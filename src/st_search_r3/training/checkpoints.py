@@ -64,6 +64,7 @@ def train_and_save(trainer, model, config, args, checkpoint: str | None, record:
     per_step = args.per_device_train_batch_size * args.gradient_accumulation_steps
     timed = [segment for segment in run_segments if segment["seconds"] is not None]
     seconds = sum(segment["seconds"] for segment in timed)
+    timed_steps = sum(segment["to_step"] - segment["from_step"] for segment in timed)
     previous = previous_stages(getattr(config, "init_adapter", None))
     record = {
         "config": vars(config),
@@ -77,8 +78,8 @@ def train_and_save(trainer, model, config, args, checkpoint: str | None, record:
         # This run's segments together (its every start, if all were timed); earlier stages are in previous_stages.
         "train_seconds_this_run": seconds,
         "cpu_seconds_this_run": sum(segment["cpu_seconds"] for segment in timed),  # all threads: ~2x wall on 2 cores
-        "seconds_per_step": seconds / max(1, sum(s["to_step"] - s["from_step"] for s in timed)),
-        f"{unit}_per_second": sum(s["to_step"] - s["from_step"] for s in timed) * per_step / max(seconds, 1e-9),
+        "seconds_per_step": seconds / max(1, timed_steps),
+        f"{unit}_per_second": timed_steps * per_step / max(seconds, 1e-9),
         "log_history": trainer.state.log_history,
     }
     extra = {"training_record.json": json.dumps(record, indent=2, default=str)}
