@@ -214,6 +214,29 @@ def test_over_long_text_keeps_the_instruction_and_the_embed_token(tiny_model, te
 def test_too_small_max_seq_length_fails_at_construction(tiny_llm):
     with pytest.raises(ValueError, match="max_seq_length"):
         SearchR3(tiny_llm, max_seq_length=20)
+    with pytest.raises(ValueError, match="max_seq_length"):
+        SearchR3(tiny_llm, max_seq_length=20, reasoning=False)  # no room for a document either
+    # Room for documents but not for a query's reasoning: fine until a query asks for reasoning.
+    module = SearchR3(tiny_llm, max_seq_length=100, max_reasoning_tokens=64, reasoning=False)
+    assert module.preprocess(["text"], task="query")["input_ids"].shape[1] <= 100
+    with pytest.raises(ValueError, match="max_seq_length"):
+        module.preprocess(["text"], task="query", reasoning=True)
+
+
+def test_setting_max_seq_length_through_sentence_transformers_truncates(tiny_model, texts):
+    module = tiny_model[0]
+    long_text = " ".join(texts["documents"] * 200)
+    previous = tiny_model.max_seq_length
+    try:
+        tiny_model.max_seq_length = 250
+        assert module.max_seq_length == 250
+        assert module.preprocess([long_text], task="document")["input_ids"].shape[1] == 250
+        with pytest.raises(ValueError, match="max_seq_length"):
+            tiny_model.max_seq_length = 20  # no room left for the query's reasoning
+        assert module.max_seq_length == 250
+    finally:
+        tiny_model.max_seq_length = previous
+    assert module.preprocess([long_text], task="document")["input_ids"].shape[1] == previous
 
 
 def test_multi_process_pool_matches_single_process(tiny_model, texts):

@@ -174,3 +174,22 @@ def test_skip_train_pairs_draws_triplets_a_previous_step_never_saw(tiny_data):
     both = list(load_triplets(replace(config, max_train_pairs=6))["anchor"])
     assert len(first) == 3 and len(after) >= 1 and not set(first) & set(after)
     assert first + after == both[: len(first) + len(after)], "the same shuffle, continued"
+
+
+def test_source_weights_repeat_or_subsample_a_source(tiny_data):
+    from collections import Counter
+    from dataclasses import replace
+
+    from st_search_r3.training.config import SearchR3SFTConfig
+    from st_search_r3.training.sft_data import load_triplets
+
+    config = SearchR3SFTConfig(data_dir=str(tiny_data), sources=["wordnet"], max_train_pairs=10_000)
+    once = Counter(load_triplets(config)["anchor"])
+    twice_and_half = Counter(load_triplets(replace(config, source_weights=[2.5]))["anchor"])
+    half = Counter(load_triplets(replace(config, source_weights=[0.5]))["anchor"])
+    total = sum(once.values())
+    assert sum(twice_and_half.values()) == 2 * total + round(0.5 * total)
+    assert all(twice_and_half[anchor] >= 2 * count for anchor, count in once.items())
+    assert sum(half.values()) == round(0.5 * total) and not set(half) - set(once)
+    with pytest.raises(ValueError, match="source_weights"):
+        load_triplets(replace(config, source_weights=[1.0, 1.0]))

@@ -169,7 +169,6 @@ class SearchR3(InputModule):
         self.repetition_penalty = repetition_penalty
         self.no_repeat_ngram_size = no_repeat_ngram_size
         self.reasoning_memory_size = reasoning_memory_size
-        self.max_seq_length = max_seq_length
         self.reasoning_prompt = reasoning_prompt
         self.embedding_prompt = embedding_prompt
         self.answer_prefix = answer_prefix
@@ -214,9 +213,28 @@ class SearchR3(InputModule):
         self.prompts = PromptBuilder(self.tokenizer, max_seq_length)
         self.packs = enable_packing(self.auto_model)
         self._memory = ReasoningMemory(reasoning_memory_size)
-        # Truncation must leave room for the reasoning and the answer: fail now, not on the first text.
-        self.preprocess([""], task="query", reasoning=True)
-        self.preprocess([""], task="document")
+        self.max_seq_length = max_seq_length  # checked by the setter
+
+    @property
+    def max_seq_length(self) -> int:
+        """Longest prompt in tokens, template included. ``model.max_seq_length = n`` (sentence-transformers sets it
+        on this module) applies to the next call."""
+        return self.prompts.max_seq_length
+
+    @max_seq_length.setter
+    def max_seq_length(self, value: int) -> None:
+        if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+            raise ValueError(f"max_seq_length must be a positive int, got {value!r}")
+        previous, self.prompts.max_seq_length = self.prompts.max_seq_length, value
+        # Truncation must leave room for the answer (and the reasoning, when it is on): fail now, not on the
+        # first text. With reasoning off, a query that asks for it later gets the same error then.
+        try:
+            if self.reasoning:
+                self.preprocess([""], task="query", reasoning=True)
+            self.preprocess([""], task="document")
+        except ValueError:
+            self.prompts.max_seq_length = previous
+            raise
 
     # ----------------------------------------------------------------------------------------- inputs
 

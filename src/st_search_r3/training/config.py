@@ -43,6 +43,13 @@ class SearchR3SFTConfig(SearchR3TrainingConfig):
     sources: list[str] = field(
         default_factory=lambda: ["wordnet", "debian", "pycode"], metadata={"help": "training sets to mix"}
     )
+    source_weights: list[float] | None = field(
+        default=None,
+        metadata={
+            "help": "per source, in the order of sources: how many times its triplets enter the mix before the "
+            "shuffle (None: once each, so sources mix by size; 0.1 takes a random tenth, 2 every triplet twice)"
+        },
+    )
     max_train_pairs: int = field(default=12_000, metadata={"help": "triplets drawn from the mixed training sets"})
     skip_train_pairs: int = field(
         default=0,

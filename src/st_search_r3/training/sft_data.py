@@ -8,6 +8,7 @@ import re
 from contextlib import nullcontext
 from pathlib import Path
 
+import numpy as np
 import torch
 import torch.nn.functional as F
 from datasets import Dataset, DatasetDict, concatenate_datasets, load_from_disk
@@ -217,20 +218,32 @@ def cut_to_tokens(texts: list[str], tokenizer, max_tokens: int) -> list[str]:
 
 
 def load_triplets(config: SearchR3SFTConfig, seed: int = 0) -> Dataset:
-    """``(anchor, positive, negative, reasoning)`` rows mixed from the sources, shuffled, the first
-    ``config.skip_train_pairs`` left out, capped; ``reasoning``
-    is the keyword reasoning condensed from the positive (:mod:`st_search_r3.data.reasoning_targets`)."""
+    """``(anchor, positive, negative, reasoning)`` rows mixed from the sources (each repeated or subsampled by
+    its ``config.source_weights``), shuffled, the first ``config.skip_train_pairs`` left out, capped;
+    ``reasoning`` is the keyword reasoning condensed from the positive (:mod:`st_search_r3.data.reasoning_targets`)."""
+    weights = config.source_weights or [1.0] * len(config.sources)
+    if len(weights) != len(config.sources) or any(w < 0 for w in weights):
+        raise ValueError(
+            f"source_weights needs one weight >= 0 per source {config.sources}, got {config.source_weights}"
+        )
     parts = []
-    for source in config.sources:
+    for source, weight in zip(config.sources, weights):
         folder = config.root() / source / "train_triplets"
         if not folder.is_dir():
             raise FileNotFoundError(f"{folder} is missing: build the data first: python -m st_search_r3.data.build")
         triplets = load_from_disk(str(folder)).select_columns(["anchor", "positive", "negative"])
         targets = reasoning_targets(source, triplets["anchor"], triplets["positive"])
-        parts.append(triplets.add_column("reasoning", targets))
+        parts.append(weighted(triplets.add_column("reasoning", targets), weight, seed))
     mixed = concatenate_datasets(parts).shuffle(seed=seed)
     start = min(config.skip_train_pairs, len(mixed))
     return mixed.select(range(start, min(start + config.max_train_pairs, len(mixed))))
+
+
+def weighted(rows: Dataset, weight: float, seed: int) -> Dataset:
+    """``rows`` repeated ``int(weight)`` times, plus a random ``weight % 1`` share of them."""
+    whole, share = divmod(weight, 1.0)
+    extra = np.random.default_rng(seed).permutation(len(rows))[: round(share * len(rows))]
+    return rows.select([*range(len(rows))] * int(whole) + sorted(extra.tolist()))
 
 
 def data_fingerprint(config: SearchR3SFTConfig) -> dict[str, str]:
