@@ -197,7 +197,7 @@ def truncation_study(source: str, documents: list[str], batch_size: int, lengths
     module = model[0]
     rows = []
     for length in lengths:
-        module.max_seq_length = module.prompts.max_seq_length = length
+        module.max_seq_length = length
         model.encode_document(documents[:batch_size], batch_size=batch_size)
         start = time.perf_counter()
         model.encode_document(documents, batch_size=batch_size)

@@ -61,7 +61,7 @@ def with_settings(model, precision: str, max_seq_length: int | None):
     elif precision == "float32":
         module.matmul_precision = "float32"
     if max_seq_length:
-        module.max_seq_length = module.prompts.max_seq_length = max_seq_length
+        module.max_seq_length = max_seq_length
     return model
 
 

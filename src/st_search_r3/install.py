@@ -122,8 +122,8 @@ def _build(base_model: str, weights: Path | None, output_dir: Path) -> None:
     settings = {}
     if weights is not None and (weights / SearchR3.config_file_name).is_file():
         settings = json.loads((weights / SearchR3.config_file_name).read_text())
-        # Training cut texts short for speed; the installed model reads them up to its default length.
-        settings = {k: v for k, v in settings.items() if k in SearchR3.config_keys and k != "max_seq_length"}
+        # Every saved setting carries over, max_seq_length included: the shipped truncation is chosen on dev.
+        settings = {k: v for k, v in settings.items() if k in SearchR3.config_keys}
     module = SearchR3(str(weights) if weights else base_model, **settings)
     if weights is not None:
         module.auto_model = module.auto_model.merge_and_unload()
