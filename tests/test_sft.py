@@ -58,7 +58,9 @@ def test_smoke_config_trains_two_steps_and_saves_a_loadable_model(tiny_llm, tiny
     monkeypatch.setattr(constants, "HF_HUB_CACHE", str(tmp_path / "hub"))
     merged_folder = install(weights=final)
     assert not (merged_folder / "adapter_config.json").exists()
-    trained, installed = (json.loads((folder / "search_r3_config.json").read_text()) for folder in (final, merged_folder))
+    trained, installed = (
+        json.loads((folder / "search_r3_config.json").read_text()) for folder in (final, merged_folder)
+    )
     assert installed == trained, "every setting, max_seq_length included, carries over"
     card = (merged_folder / "README.md").read_text()
     assert card.startswith("---\nlibrary_name: sentence-transformers\n") and "pip install st-search-r3" in card
