@@ -53,6 +53,7 @@ bench-rl-env: venv
 sft: venv
 	$(PY) train/sft.py --config train/configs/sft_all.yaml
 	$(PY) train/sft.py --config train/configs/sft_focus.yaml
+	$(PY) train/sft.py --config train/configs/sft_info.yaml
 
 sft-reasoning: venv
 	$(PY) train/sft.py --config train/configs/sft_reasoning.yaml

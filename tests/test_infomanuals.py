@@ -35,7 +35,7 @@ def _unpacked(folder: Path, info: Path) -> Path:
 
 
 def test_splits_keep_titled_sections_of_two_words_and_ten_words_of_text(tmp_path):
-    splits = build(_unpacked(tmp_path, INFO), seed=0)
+    splits = build(_unpacked(tmp_path, INFO), seed=0, supplement=False)
     kept = {doc: text for split in splits.values() for doc, text in split.corpus.items()}
     assert sorted(kept) == ["sed:Command-Line Options", "sed:Invoking sed"]  # one-word titles are dropped
     queries = {query: text for split in splits.values() for query, text in split.queries.items()}
@@ -47,5 +47,26 @@ def test_titles_of_several_sections_are_dropped_as_ambiguous(tmp_path):
     info.mkdir()
     shutil.copy(INFO / "sed.info.gz", info / "sed.info.gz")
     shutil.copy(INFO / "sed.info.gz", info / "sed-copy.info.gz")
-    splits = build(_unpacked(tmp_path / "download", info), seed=0)
+    splits = build(_unpacked(tmp_path / "download", info), seed=0, supplement=False)
     assert all(not split.corpus for split in splits.values())
+
+
+def _node(manual: str, node: str, title: str, text: str) -> str:
+    return f"\x1fFile: {manual}.info,  Node: {node},  Up: Top\n\n{title}\n{'*' * len(title)}\n\n{text}\n"
+
+
+def test_the_supplement_adds_training_pairs_only_and_never_what_dev_or_test_hold(tmp_path):
+    running_sed = next(text for node, _, text in read_sections(INFO) if node == "sed:Invoking sed")
+    m4 = tmp_path / "m4"
+    m4.mkdir()
+    nodes = [
+        _node("m4", "Invoking m4", "1 Running m4", "The m4 command takes options and files to read."),
+        _node("m4", "Options", "2 Command-Line Options", "The title of a test query: dropped however new its text."),
+        _node("m4", "Copy", "3 Copied chapter", "Boilerplate, copied from sed: " + running_sed),
+    ]
+    (m4 / "m4.info.gz").write_bytes(gzip.compress("".join(nodes).encode()))
+    everything_held_out = {"seed": 0, "dev_fraction": 0.0, "test_fraction": 1.0}
+    plain = build(_unpacked(tmp_path / "main", INFO), supplement=False, **everything_held_out)
+    splits = build(tmp_path / "main", supplement_folder=_unpacked(tmp_path / "extra", m4), **everything_held_out)
+    assert splits["test"] == plain["test"] and len(plain["test"].queries) == 2
+    assert splits["train"].queries == {"q-m4:Invoking m4": "Running m4"}

@@ -45,7 +45,10 @@ SOURCES = {
     },
     "infomanuals": {
         "build": lambda seed: infomanuals.build(seed=seed),
-        "source": f"GNU info manuals of Debian 12 main packages ({', '.join(infomanuals.PACKAGES)}; apt-get download)",
+        "source": (
+            f"GNU info manuals of Debian 12 main packages ({', '.join(infomanuals.PACKAGES)}; apt-get download); "
+            f"training pairs also from {', '.join(infomanuals.SUPPLEMENT_PACKAGES)}"
+        ),
         "license": "each manual's own (GNU FDL or GPL, named in the manual)",
     },
 }

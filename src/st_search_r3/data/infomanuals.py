@@ -11,6 +11,11 @@ The query is the title without its section number (``"16.3.1 File type tests"`` 
 tests"``); the document is the text with the node's menu dropped. Titles that occur in more than one node
 ("Overview", "GNU Free Documentation License") are ambiguous and dropped, as are index nodes, titles of a
 single word, and sections of fewer than ten words. Splits are by node.
+
+The manuals of :data:`SUPPLEMENT_PACKAGES` (bash, m4, texinfo, cvs, R, ...) add training pairs only, so that
+the dev and test tasks stay those of :data:`PACKAGES`. A supplement section is dropped when its title is
+a dev or test query, or when it copies a dev or test document (:func:`copies`: shared boilerplate such as
+license texts or gnulib's descriptions of common options).
 """
 
 from __future__ import annotations
@@ -39,7 +44,63 @@ PACKAGES = (
     "time",
     "wget",
 )
+# Training only. Left out: gnulib (its module docs copy coreutils' text), emacs-common, maxima-doc and
+# octave-doc (10-14 MB downloads of mathematics or editor manuals).
+SUPPLEMENT_PACKAGES = (
+    "a2ps",
+    "auctex",
+    "autogen",
+    "automake",
+    "barcode",
+    "bash-doc",
+    "cvs",
+    "datamash",
+    "dc",
+    "dejagnu",
+    "direvent",
+    "elpa-magit",
+    "enscript",
+    "flex",
+    "gddrescue",
+    "global",
+    "gnucobol4",
+    "gnuplot-doc",
+    "gperf",
+    "groff",
+    "indent",
+    "info",
+    "libassuan-dev",
+    "libext2fs-dev",
+    "libgcrypt20-doc",
+    "libgdbm-dev",
+    "libidn-dev",
+    "libksba-dev",
+    "libtasn1-doc",
+    "m4",
+    "mailutils-doc",
+    "mcron",
+    "mit-scheme-doc",
+    "mtools",
+    "nano",
+    "nettle-dev",
+    "parted-doc",
+    "pinentry-doc",
+    "pspp",
+    "r-doc-info",
+    "ratpoison",
+    "rcs",
+    "recutils",
+    "screen",
+    "sharutils",
+    "shishi-doc",
+    "stow",
+    "texinfo",
+    "units",
+    "wdiff",
+    "zsh-doc",
+)
 MAX_DOCUMENT_CHARS = 4000
+SHINGLE_WORDS = 8
 _UNDERLINE = re.compile(r"^[*=\-.]{3,}$")
 _SECTION_NUMBER = re.compile(r"^(\d+(\.\d+)*|[A-Z](\.\d+)*|Appendix [A-Z](\.\d+)*)\s+")
 
@@ -83,25 +144,69 @@ def read_sections(info: Path) -> Iterator[tuple[str, str, str]]:
                 yield f"{manual}:{node}", title, text[:MAX_DOCUMENT_CHARS]
 
 
+def shingles(text: str) -> set[tuple[str, ...]]:
+    """The text's runs of :data:`SHINGLE_WORDS` consecutive lower-cased words."""
+    words = text.lower().split()
+    return {tuple(words[i : i + SHINGLE_WORDS]) for i in range(max(1, len(words) - SHINGLE_WORDS + 1))}
+
+
+def copies(text: str, held_out: set[tuple[str, ...]], share: float = 0.2) -> bool:
+    """Whether more than ``share`` of the text's shingles occur in ``held_out`` (a set of :func:`shingles`)."""
+    own = shingles(text)
+    return len(own & held_out) > share * len(own)
+
+
+def usable(title: str, text: str, uses: Counter) -> bool:
+    """A section makes a pair: an unambiguous title of two words or more, not an index, ten words of text."""
+    words = tuple(title.lower().split())
+    return uses[words] == 1 and len(words) >= 2 and "index" not in words and len(text.split()) >= 10
+
+
 def build(
-    folder: str | Path | None = None, seed: int = 0, dev_fraction: float = 0.1, test_fraction: float = 0.15
+    folder: str | Path | None = None,
+    seed: int = 0,
+    dev_fraction: float = 0.1,
+    test_fraction: float = 0.15,
+    supplement_folder: str | Path | None = None,
+    supplement: bool = True,
 ) -> dict[str, RetrievalSplit]:
     """Builds the train / dev / test splits (``{split name: RetrievalSplit}``).
 
     Args:
-        folder: Where the packages are downloaded and unpacked; default ``<home>/sources/infomanuals``.
+        folder: Where :data:`PACKAGES` are downloaded and unpacked; default ``<home>/sources/infomanuals``.
+        supplement_folder: Where :data:`SUPPLEMENT_PACKAGES` are; default ``<home>/sources/infomanuals_supplement``.
+        supplement: Whether to add the supplement's training pairs.
     """
     from st_search_r3.base_model import home_dir
 
     folder = Path(folder) if folder else home_dir() / "sources" / "infomanuals"
-    info = unpacked_packages(folder, PACKAGES) / "usr" / "share" / "info"
-    sections = list(read_sections(info))
+    sections = list(read_sections(unpacked_packages(folder, PACKAGES) / "usr" / "share" / "info"))
     uses = Counter(tuple(title.lower().split()) for _, title, _ in sections)
     splits = {name: RetrievalSplit() for name in SPLITS}
     for node, title, text in sections:
-        words = tuple(title.lower().split())
-        if uses[words] > 1 or len(words) < 2 or "index" in words or len(text.split()) < 10:
-            continue
-        split = splits[assign_split(node, seed, dev_fraction, test_fraction)]
-        split.add_pair(f"q-{node}", title, node, text, group=node)
+        if usable(title, text, uses):
+            split = splits[assign_split(node, seed, dev_fraction, test_fraction)]
+            split.add_pair(f"q-{node}", title, node, text, group=node)
+    if supplement:
+        supplement_folder = Path(supplement_folder or home_dir() / "sources" / "infomanuals_supplement")
+        info = unpacked_packages(supplement_folder, SUPPLEMENT_PACKAGES) / "usr" / "share" / "info"
+        add_supplement(splits, list(read_sections(info)), sections)
     return splits
+
+
+def add_supplement(
+    splits: dict[str, RetrievalSplit], sections: list[tuple[str, str, str]], main_sections: list[tuple[str, str, str]]
+) -> None:
+    """Adds the supplement ``sections`` to ``splits["train"]``, except those that would leak into dev or
+    test (see the module's docstring), titles that a main section also has, and manuals that
+    :data:`PACKAGES` already ship (``main_sections`` are theirs)."""
+    held_out_titles = {" ".join(t.lower().split()) for s in ("dev", "test") for t in splits[s].queries.values()}
+    held_out = set().union(*(shingles(text) for s in ("dev", "test") for text in splits[s].corpus.values()))
+    main_manuals = {node.split(":")[0] for node, _, _ in main_sections}
+    sections = [section for section in sections if section[0].split(":")[0] not in main_manuals]
+    uses = Counter(tuple(title.lower().split()) for _, title, _ in sections + main_sections)
+    for node, title, text in sections:
+        if " ".join(title.lower().split()) in held_out_titles or copies(text, held_out):
+            continue
+        if usable(title, text, uses):
+            splits["train"].add_pair(f"q-{node}", title, node, text, group=node)
