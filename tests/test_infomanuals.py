@@ -60,7 +60,7 @@ def test_the_supplement_adds_training_pairs_only_and_never_what_dev_or_test_hold
     m4 = tmp_path / "m4"
     m4.mkdir()
     nodes = [
-        _node("m4", "Invoking m4", "1 Running m4", "The m4 command takes options and files to read."),
+        _node("m4", "Invoking m4", "1 Running m4", "The m4 command takes options, then the files it reads."),
         _node("m4", "Options", "2 Command-Line Options", "The title of a test query: dropped however new its text."),
         _node("m4", "Copy", "3 Copied chapter", "Boilerplate, copied from sed: " + running_sed),
     ]
