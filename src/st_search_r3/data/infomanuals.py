@@ -14,8 +14,8 @@ single word, and sections of fewer than ten words. Splits are by node.
 
 The manuals of :data:`SUPPLEMENT_PACKAGES` (bash, m4, texinfo, cvs, R, ...) add training pairs only, so that
 the dev and test tasks stay those of :data:`PACKAGES`. A supplement section is dropped when its title is
-a dev or test query, or when it copies a dev or test document (:func:`copies`: shared boilerplate such as
-license texts or gnulib's descriptions of common options).
+also a main section's (a dev or test query among them: ambiguity is counted over both), or when it copies
+a dev or test document (:func:`copies`: shared boilerplate such as license texts).
 """
 
 from __future__ import annotations
@@ -156,9 +156,15 @@ def copies(text: str, held_out: set[tuple[str, ...]], share: float = 0.2) -> boo
     return len(own & held_out) > share * len(own)
 
 
+def title_words(title: str) -> tuple[str, ...]:
+    """The title as ambiguity is counted: lower-cased words."""
+    return tuple(title.lower().split())
+
+
 def usable(title: str, text: str, uses: Counter) -> bool:
-    """A section makes a pair: an unambiguous title of two words or more, not an index, ten words of text."""
-    words = tuple(title.lower().split())
+    """A section makes a pair: an unambiguous title of two words or more (``uses`` counts
+    :func:`title_words`), not an index, ten words of text."""
+    words = title_words(title)
     return uses[words] == 1 and len(words) >= 2 and "index" not in words and len(text.split()) >= 10
 
 
@@ -181,7 +187,7 @@ def build(
 
     folder = Path(folder) if folder else home_dir() / "sources" / "infomanuals"
     sections = list(read_sections(unpacked_packages(folder, PACKAGES) / "usr" / "share" / "info"))
-    uses = Counter(tuple(title.lower().split()) for _, title, _ in sections)
+    uses = Counter(title_words(title) for _, title, _ in sections)
     splits = {name: RetrievalSplit() for name in SPLITS}
     for node, title, text in sections:
         if usable(title, text, uses):
@@ -198,15 +204,12 @@ def add_supplement(
     splits: dict[str, RetrievalSplit], sections: list[tuple[str, str, str]], main_sections: list[tuple[str, str, str]]
 ) -> None:
     """Adds the supplement ``sections`` to ``splits["train"]``, except those that would leak into dev or
-    test (see the module's docstring), titles that a main section also has, and manuals that
-    :data:`PACKAGES` already ship (``main_sections`` are theirs)."""
-    held_out_titles = {" ".join(t.lower().split()) for s in ("dev", "test") for t in splits[s].queries.values()}
+    test (see the module's docstring) and manuals that :data:`PACKAGES` already ship (``main_sections``
+    are theirs)."""
     held_out = set().union(*(shingles(text) for s in ("dev", "test") for text in splits[s].corpus.values()))
     main_manuals = {node.split(":")[0] for node, _, _ in main_sections}
     sections = [section for section in sections if section[0].split(":")[0] not in main_manuals]
-    uses = Counter(tuple(title.lower().split()) for _, title, _ in sections + main_sections)
+    uses = Counter(title_words(title) for _, title, _ in sections + main_sections)
     for node, title, text in sections:
-        if " ".join(title.lower().split()) in held_out_titles or copies(text, held_out):
-            continue
-        if usable(title, text, uses):
+        if usable(title, text, uses) and not copies(text, held_out):
             splits["train"].add_pair(f"q-{node}", title, node, text, group=node)
