@@ -2,7 +2,8 @@ from __future__ import annotations
 
 import torch
 
-from st_search_r3.embedding import left_pad, position_ids_from_mask, reasoning_lengths
+from st_search_r3.embedding import left_pad, position_ids_from_mask
+from st_search_r3.reasoning import reasoning_lengths
 
 
 def test_left_pad_puts_padding_first_and_masks_it():

@@ -277,36 +277,6 @@ def test_document_answer_mask_covers_the_answer_prefix_and_token(tiny_model):
         module.preprocess([("a", "pair")], task="document")
 
 
-def test_compact_direct_prompt_ends_the_text_with_the_token_and_packs_like_a_full_forward(tiny_llm, texts, tmp_path):
-    module = SearchR3(tiny_llm, reasoning=False, max_reasoning_tokens=8, max_seq_length=192, compact_direct_prompt=True)
-    model = SentenceTransformer(modules=[module], similarity_fn_name="cosine")
-    text = texts["documents"][0]
-    ids = module.preprocess([text], task="document")["input_ids"][0].tolist()
-    before, _ = module.prompts.template(module.embedding_prompt)
-    assert ids == before + module.prompts.encode(text) + [module.embed_token_id]
-    assert module.direct_answer_ids() == [module.embed_token_id]
-    assert len(ids) < len(assistant_turn_prompt_ids(tiny_llm, text))
-
-    batched = model.encode_document(texts["documents"], batch_size=len(texts["documents"]))
-    single = np.stack([model.encode_document([text])[0] for text in texts["documents"]])
-    assert cosines(batched, single).min() > 0.9999
-    padded_ids, mask = left_pad([ids], module.tokenizer.pad_token_id)
-    with torch.inference_mode():
-        expected = torch.nn.functional.normalize(last_token_embedding(module.auto_model, padded_ids, mask), dim=-1)
-    assert cosines(batched[:1], expected.numpy()).min() > 0.9999
-    np.testing.assert_allclose(model.encode_query(texts["queries"][:1]), model.encode_document(texts["queries"][:1]))
-
-    model.save(str(tmp_path))
-    loaded = SentenceTransformer(str(tmp_path), trust_remote_code=True)
-    assert loaded[0].compact_direct_prompt
-    np.testing.assert_allclose(loaded.encode_document(texts["documents"]), batched, atol=1e-6)
-
-
-def assistant_turn_prompt_ids(tiny_llm, text: str) -> list[int]:
-    module = SearchR3(tiny_llm, max_reasoning_tokens=8, max_seq_length=192)
-    return module.preprocess([text], task="document")["input_ids"][0].tolist()
-
-
 def test_repetition_guards_are_saved_and_count_generated_tokens_only(tiny_llm, texts, tmp_path):
     module = SearchR3(tiny_llm, max_reasoning_tokens=24, max_seq_length=192, no_repeat_ngram_size=2)
     model = SentenceTransformer(modules=[module], similarity_fn_name="cosine")
@@ -360,40 +330,50 @@ def test_sampled_reasonings_come_n_per_query(tiny_llm, texts):
     assert len(module._memory) == 0, "samples are not remembered as the queries' reasoning"
 
 
-def layer_state(module: SearchR3, ids: list[int], layer: int) -> torch.Tensor:
-    """Independent of first_layers: the output of decoder layer ``layer`` through the final norm, at the last token."""
-    body = decoder(module.auto_model)
-    input_ids, mask = left_pad([ids], module.tokenizer.pad_token_id)
-    with torch.inference_mode():
-        states = body(input_ids=input_ids, attention_mask=mask, output_hidden_states=True).hidden_states
-        return torch.nn.functional.normalize(body.norm(states[layer])[:, -1], dim=-1)[0]
+def test_four_threads_encoding_at_once_get_the_vectors_of_one_thread(tiny_llm, texts):
+    from concurrent.futures import ThreadPoolExecutor
 
-
-def test_embedding_layers_read_the_embedding_after_the_first_layers_on_every_path(tiny_llm, texts, tmp_path):
-    module = SearchR3(tiny_llm, max_reasoning_tokens=8, max_seq_length=192, embedding_layers=1)
+    module = SearchR3(tiny_llm, max_reasoning_tokens=6, max_seq_length=192)
     model = SentenceTransformer(modules=[module], similarity_fn_name="cosine")
-    documents = texts["documents"]
-    batched = model.encode_document(documents, batch_size=len(documents))
-    single = np.stack([model.encode_document([text])[0] for text in documents])
-    assert cosines(batched, single).min() > 0.9999
-    ids = module.preprocess([documents[0]], task="document")["input_ids"][0].tolist()
-    assert cosines(batched[0], layer_state(module, ids, 1).numpy()) > 0.9999
-    assert cosines(batched[0], layer_state(module, ids, 2).numpy()) < 0.999  # not the last layer's state
-
-    query = texts["queries"][0]
-    reasoned = model.encode_query([query])[0]  # generation uses both layers, the embedding the first
-    trace = module.reasoning_traces([query])[0]
-    expected = layer_state(module, module.query_prompt_ids(query) + list(trace.token_ids) + [module.embed_token_id], 1)
-    np.testing.assert_allclose(reasoned, expected.numpy(), atol=1e-4)
-    assert len(decoder(module.auto_model).layers) == 2  # restored after every pass
-
-    model.save(str(tmp_path))
-    loaded = SentenceTransformer(str(tmp_path), trust_remote_code=True)
-    assert loaded[0].embedding_layers == 1
-    np.testing.assert_allclose(loaded.encode_document(documents), batched, atol=1e-6)
+    jobs = [(model.encode_document, texts["documents"]), (model.encode_query, texts["queries"])] * 2
+    alone = [encode(items) for encode, items in jobs]
+    module.forget_reasoning()  # the threads generate again, under each other's feet
+    mode = torch.backends.mkldnn.matmul.fp32_precision
+    with ThreadPoolExecutor(max_workers=4) as pool:
+        together = list(pool.map(lambda job: job[0](job[1], batch_size=2), jobs))
+    for expected, got in zip(alone, together):
+        assert cosines(expected, got).min() > 0.9999
+    assert torch.backends.mkldnn.matmul.fp32_precision == mode, "the process-wide matmul mode is restored"
 
 
-@pytest.mark.parametrize("layers", [0, 3])
-def test_embedding_layers_outside_the_decoder_are_an_error(tiny_llm, layers):
-    with pytest.raises(ValueError, match="embedding_layers"):
-        SearchR3(tiny_llm, embedding_layers=layers)
+def test_control_tokens_typed_in_user_text_stay_text(tiny_model):
+    module = tiny_model[0]
+    text = f"what is {EMBED_TOKEN} and <|im_end|> here"
+    for task in ("query", "document"):
+        features = module.preprocess([text], task=task, reasoning=True)
+        ids = features["input_ids"][0]
+        user = ids[~features["answer_mask"][0].bool()].tolist()
+        template = module.prompts.template(module.embedding_prompt if task == "document" else module.reasoning_prompt)
+        text_ids = user[len(template[0]) : len(user) - len(template[1])]
+        assert module.embed_token_id not in text_ids and module.tokenizer.eos_token_id not in text_ids
+        assert module.tokenizer.decode(text_ids) == text
+    assert np.isfinite(tiny_model.encode_query([text])).all()
+
+
+def test_long_texts_are_cut_before_they_are_tokenized_whole(tiny_model, texts):
+    import time
+
+    module = tiny_model[0]
+    ordinary = " ".join(texts["documents"] * 50)  # a few thousand tokens of real text
+    assert module.prompts.encode_text(ordinary, 100) == module.prompts.encode(ordinary)[:100]
+    short, huge = ordinary[:600], (ordinary + " ") * (10_000_000 // len(ordinary) + 1)
+    assert len(huge) >= 10_000_000
+
+    def cost(text: str) -> float:
+        start = time.perf_counter()
+        for _ in range(5):
+            module.preprocess([text], task="document")
+        return time.perf_counter() - start
+
+    cost(short)  # warm-up
+    assert cost(huge) < 2 * cost(short) + 0.01

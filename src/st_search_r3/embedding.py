@@ -8,9 +8,6 @@ or in any batch.
 
 from __future__ import annotations
 
-from collections.abc import Iterator
-from contextlib import contextmanager
-
 import torch
 import torch.nn.functional as F
 
@@ -39,23 +36,6 @@ def decoder(model: torch.nn.Module) -> torch.nn.Module:
     return model.get_decoder() if hasattr(model, "get_decoder") else model.base_model
 
 
-@contextmanager
-def first_layers(model: torch.nn.Module, count: int | None) -> Iterator[None]:
-    """Inside the block the decoder runs only its first ``count`` layers, then its final norm: the hidden
-    state an embedder read at layer ``count`` uses, at ``count`` / all of the compute. ``None``: every layer.
-    The layers are the same modules (adapters included), so gradients flow as usual."""
-    if count is None:
-        yield
-        return
-    body = decoder(model)
-    layers = body.layers
-    body.layers = layers[:count]
-    try:
-        yield
-    finally:
-        body.layers = layers
-
-
 def final_hidden_states(model: torch.nn.Module, input_ids: torch.Tensor, attention_mask: torch.Tensor) -> torch.Tensor:
     """Last-layer hidden states (after the final norm) at every position of left-padded rows."""
     return decoder(model)(
@@ -69,13 +49,6 @@ def final_hidden_states(model: torch.nn.Module, input_ids: torch.Tensor, attenti
 def last_token_embedding(model: torch.nn.Module, input_ids: torch.Tensor, attention_mask: torch.Tensor) -> torch.Tensor:
     """Final hidden state at the last position of left-padded rows. Skips the LM head."""
     return final_hidden_states(model, input_ids, attention_mask)[:, -1]
-
-
-def reasoning_lengths(generated: torch.Tensor, stop_ids: list[int]) -> torch.Tensor:
-    """Per row, the number of generated tokens before the first stop token (all of them if none)."""
-    is_stop = torch.isin(generated, torch.tensor(stop_ids, device=generated.device))
-    first_stop = torch.where(is_stop, torch.arange(generated.shape[1], device=generated.device), generated.shape[1])
-    return first_stop.min(dim=1).values
 
 
 def embed_after_generation(
@@ -100,7 +73,7 @@ def embed_after_generation(
         past_key_values: ``generate(..., return_dict_in_generate=True).past_key_values``.
         prompt_mask: Attention mask of the (left-padded) prompts.
         generated: The generated tokens, ``sequences[:, prompt_len:]``.
-        lengths: Reasoning length per row (see :func:`reasoning_lengths`).
+        lengths: Reasoning length per row (see :func:`st_search_r3.reasoning.reasoning_lengths`).
     """
     steps = generated.shape[1]
     cached = torch.arange(steps - 1, device=generated.device)[None, :] < lengths[:, None]
@@ -166,20 +139,3 @@ def shared_prefix_hidden_states(
         use_cache=True,
     )
     return output.last_hidden_state
-
-
-class GeneratedTokensOnly:
-    """Runs a transformers logits processor on the generated columns of ``input_ids`` only.
-
-    Args:
-        processor: E.g. ``RepetitionPenaltyLogitsProcessor`` or ``NoRepeatNGramLogitsProcessor``.
-        prompt_width: Width of the left-padded prompt batch: every row's generation starts at that column.
-    """
-
-    def __init__(self, processor, prompt_width: int) -> None:
-        self.processor = processor
-        self.prompt_width = prompt_width
-
-    def __call__(self, input_ids: torch.Tensor, scores: torch.Tensor) -> torch.Tensor:
-        generated = input_ids[:, self.prompt_width :]
-        return self.processor(generated, scores) if generated.shape[1] else scores

@@ -2,10 +2,9 @@
 
 from __future__ import annotations
 
-import json
 import os
 from collections.abc import Sequence
-from pathlib import Path
+from contextlib import nullcontext
 from typing import Any
 
 try:
@@ -16,99 +15,65 @@ except ImportError:  # Python < 3.11
 import torch
 import torch.nn.functional as F
 from sentence_transformers.base.modules import InputModule
-from transformers import (
-    AutoModelForCausalLM,
-    AutoTokenizer,
-    GenerationConfig,
-    LogitsProcessorList,
-    NoRepeatNGramLogitsProcessor,
-    RepetitionPenaltyLogitsProcessor,
-)
+from transformers import GenerationConfig, LogitsProcessorList
 
-from st_search_r3.base_model import DEFAULT_BASE_MODEL, resolve_base_model
+from st_search_r3 import reasoning as generation
+from st_search_r3.base_model import DEFAULT_BASE_MODEL
 from st_search_r3.embedding import (
-    GeneratedTokensOnly,
     common_prefix_length,
-    decoder,
     embed_after_generation,
-    first_layers,
     fuse,
     last_token_embedding,
     left_pad,
-    reasoning_lengths,
     shared_prefix_hidden_states,
 )
+from st_search_r3.loading import load_llm
 from st_search_r3.packing import cpu_matmul_precision, enable_packing, packed_last_hidden_states
-from st_search_r3.prompting import EMBED_TOKEN, PromptBuilder, add_embed_token
+from st_search_r3.prompting import PromptBuilder
 from st_search_r3.reasoning_memory import ReasoningMemory, Trace
-
-REASONING_PROMPT = (
-    "You are a search expert. Before answering, enrich the user's input for retrieval: "
-    "1. core concepts and how they relate; 2. key terms with short definitions; "
-    "3. synonyms and related terms; 4. related topics. Be brief. "
-    f"You MUST end every response with {EMBED_TOKEN}"
-)
-EMBEDDING_PROMPT = "Analyze the input text and create a high-quality semantic vector embedding."
-ANSWER_PREFIX = "The embedding is "
+from st_search_r3.settings import ANSWER_PREFIX, EMBEDDING_PROMPT, REASONING_PROMPT, check_settings
 
 
 class SearchR3(InputModule):
     """Embeds texts with a causal LM at the hidden state of ``<|embed_token|>`` (Search-R3).
 
-    Queries (``encode_query``, ``task="query"``) are answered first: the LLM writes a short analysis under
-    ``reasoning_prompt`` by greedy decoding, then ``<|embed_token|>`` follows (appended when the model
-    did not emit it) and its last-layer hidden state, computed with one extra decode step on the
-    generation's KV cache, is the embedding. Documents (``encode_document``, ``encode`` without a task)
-    and queries with reasoning off take one forward pass over
-    ``chat(embedding_prompt, text) + answer_prefix + <|embed_token|>`` (or, with ``compact_direct_prompt``,
-    the text followed by ``<|embed_token|>`` inside the user turn); at inference that pass runs the
-    template prefix once and packs the texts without padding (:mod:`st_search_r3.packing`).
+    Queries (``encode_query``, ``task="query"``) with reasoning on are answered first: the LLM writes a short
+    analysis under ``reasoning_prompt`` by greedy decoding, then ``<|embed_token|>`` follows (appended when the
+    model did not emit it) and its last-layer hidden state, computed with one extra decode step on the
+    generation's KV cache, is the embedding. Documents (``encode_document``, ``encode`` without a task) and
+    queries with reasoning off take one forward pass over ``chat(embedding_prompt, text) + answer_prefix +
+    <|embed_token|>``; at inference that pass runs the template prefix once and packs the texts without
+    padding (:mod:`st_search_r3.packing`).
 
-    The reasoning behind each query vector is kept per query and returned by :meth:`reasoning_of`;
-    re-encoding a query whose reasoning is known skips generation. That memory is dropped as soon as
-    any weight of the LLM changes in place (training); it is keyed by the prompt and the decoding
-    settings, holds at most ``reasoning_memory_size`` queries (least recently used dropped first) and is
-    safe to use from several threads.
+    The reasoning behind each query vector is kept per query (:meth:`reasoning_of`); re-encoding a query whose
+    reasoning is known skips generation. That memory is dropped as soon as any weight of the LLM changes in
+    place (training), holds at most ``reasoning_memory_size`` queries and is safe to use from several threads.
 
     Args:
-        model_name_or_path: The causal LM: ``"SmolLM2-135M-Instruct"`` (the packaged default), a local
-            folder or a Hugging Face id.
+        model_name_or_path: The causal LM: ``"SmolLM2-135M-Instruct"`` (the packaged default), a local folder
+            or a Hugging Face id, or a folder with a LoRA adapter saved by training.
         reasoning: Whether queries reason before embedding. Overridable per call:
             ``model.encode_query(texts, reasoning=False)``.
         max_reasoning_tokens: Most tokens of reasoning per query; ``<|embed_token|>`` follows after them.
-        fuse_direct_embedding: With reasoning, the query vector is the normalised sum of the embedding after
-            the reasoning and the query's direct (reasoning-off) embedding: two views of one query, as
-            O1-Embedder aggregates over its thoughts. The direct view costs one short forward pass; a
-            reasoning that misleads then moves the vector only half-way.
-        repetition_penalty: Greedy reasoning's penalty on tokens it already wrote (1.0: none; CTRL's 1.2
-            is the usual guard). Only generated tokens count, not the prompt's.
-        no_repeat_ngram_size: Greedy reasoning never repeats an n-gram of its own of this size (0: off), the
-            standard guard against the loops small models fall into.
-        max_seq_length: Longest prompt in tokens (template included, reasoning budget reserved for
-            queries); longer texts lose their tail, never the instruction or the embed token.
+        fuse_direct_embedding: With reasoning, the query vector is the normalised sum of the embedding after the
+            reasoning and the query's direct (reasoning-off) embedding: two views of one query, as O1-Embedder
+            aggregates over its thoughts. The direct view costs one short forward pass.
+        repetition_penalty: Greedy reasoning's penalty on tokens it already wrote (1.0: none; CTRL's 1.2 is
+            the usual guard). Only generated tokens count, not the prompt's.
+        no_repeat_ngram_size: Greedy reasoning never repeats an n-gram of its own of this size (0: off).
+        max_seq_length: Longest prompt in tokens (template included, reasoning budget reserved for queries that
+            reason); longer texts lose their tail, never the instruction or the embed token.
         reasoning_prompt: System prompt of queries that reason.
         embedding_prompt: System prompt of documents, and of queries when reasoning is off.
         answer_prefix: Assistant text before ``<|embed_token|>`` when embedding without reasoning.
-        compact_direct_prompt: Texts embedded without reasoning end with ``<|embed_token|>`` right after
-            the text, inside the user turn: no end of turn, no assistant turn, no ``answer_prefix``. For
-            SmolLM2's template that is 10 fewer tokens per text, 1.3-1.6x more WordNet documents per
-            second (``benchmarks/document_cost.py``). Weights trained in one format embed well only in that format.
-        embedding_layers: The embedding is the hidden state after the first ``embedding_layers`` decoder
-            layers (through the final norm) instead of after all of them (``None``). Documents and queries
-            without reasoning then run only those layers (12 of SmolLM2's 30: 2.4-2.7x more documents per
-            second); reasoning still generates with every layer. Weights must be trained at that depth.
         normalize: L2-normalise the embeddings.
         reasoning_memory_size: Most queries whose reasoning is remembered (0: none).
-        precision: ``"float32"`` (default: batched and one-by-one vectors agree to a cosine > 0.9999), or
-            ``"bfloat16"`` to hold the LLM's weights in bf16 for inference: about 1.7x faster again on CPUs
-            with bf16 support, but rounding then depends on the batch (cosine ~0.9997), and greedy
-            reasoning can change with batch composition. For training keep float32 weights and let the
-            trainer autocast.
-        matmul_precision: With float32 weights, how the one-pass path (documents, queries without
-            reasoning) multiplies on CPU: ``"bfloat16"`` (default) rounds the inputs of each matrix product
-            to bf16 and accumulates in float32 (oneDNN's bf16 math mode; ~1.6x faster on CPUs with AMX
-            or AVX512-BF16, no change elsewhere; vectors stay batch-invariant to a cosine > 0.9999), or
-            ``"float32"`` for exact float32. Reasoning always generates in the weights' precision.
+        precision: ``"float32"`` weights (batched and one-by-one vectors agree to a cosine > 0.9999), or
+            ``"bfloat16"`` weights for inference: faster on CPUs with bf16 support, but rounding then depends
+            on the batch, and greedy reasoning can change with batch composition.
+        matmul_precision: With float32 weights, how the one-pass path multiplies on CPU: ``"bfloat16"`` rounds
+            the inputs of each matrix product to bf16 and accumulates in float32 (oneDNN's bf16 math mode,
+            ~1.6x faster with AMX or AVX512-BF16; vectors stay batch-invariant), ``"float32"`` is exact.
         model_kwargs: Passed to ``AutoModelForCausalLM.from_pretrained`` (e.g. ``{"dtype": torch.bfloat16}``).
         processor_kwargs: Passed to ``AutoTokenizer.from_pretrained``.
     """
@@ -124,8 +89,6 @@ class SearchR3(InputModule):
         "reasoning_prompt",
         "embedding_prompt",
         "answer_prefix",
-        "compact_direct_prompt",
-        "embedding_layers",
         "normalize",
         "reasoning_memory_size",
         "precision",
@@ -146,8 +109,6 @@ class SearchR3(InputModule):
         reasoning_prompt: str = REASONING_PROMPT,
         embedding_prompt: str = EMBEDDING_PROMPT,
         answer_prefix: str = ANSWER_PREFIX,
-        compact_direct_prompt: bool = False,
-        embedding_layers: int | None = None,
         normalize: bool = True,
         reasoning_memory_size: int = 100_000,
         precision: str = "float32",
@@ -156,60 +117,25 @@ class SearchR3(InputModule):
         processor_kwargs: dict[str, Any] | None = None,
     ) -> None:
         super().__init__()
-        if max_reasoning_tokens < 1:
-            raise ValueError(f"max_reasoning_tokens must be >= 1, got {max_reasoning_tokens}")
-        if repetition_penalty <= 0 or no_repeat_ngram_size < 0:
-            raise ValueError(
-                f"repetition_penalty must be > 0 and no_repeat_ngram_size >= 0, got {repetition_penalty}, "
-                f"{no_repeat_ngram_size}"
-            )
+        check_settings(**{key: value for key, value in locals().items() if key in self.config_keys})
         self.reasoning = reasoning
         self.max_reasoning_tokens = max_reasoning_tokens
         self.fuse_direct_embedding = fuse_direct_embedding
         self.repetition_penalty = repetition_penalty
         self.no_repeat_ngram_size = no_repeat_ngram_size
-        self.reasoning_memory_size = reasoning_memory_size
         self.reasoning_prompt = reasoning_prompt
         self.embedding_prompt = embedding_prompt
         self.answer_prefix = answer_prefix
-        self.compact_direct_prompt = compact_direct_prompt
-        self.embedding_layers = embedding_layers
         self.normalize = normalize
-        if precision not in ("float32", "bfloat16"):
-            raise ValueError(f"precision must be 'float32' or 'bfloat16', got {precision!r}")
+        self.reasoning_memory_size = reasoning_memory_size
         self.precision = precision
-        if matmul_precision not in ("float32", "bfloat16"):
-            raise ValueError(f"matmul_precision must be 'float32' or 'bfloat16', got {matmul_precision!r}")
         self.matmul_precision = matmul_precision
 
-        path = resolve_base_model(model_name_or_path)
-        adapter = Path(path) / "adapter_config.json"
-        # A folder saved while training with LoRA holds the adapter only; the base is built (and its
-        # vocabulary grown by the embed token) before the adapter goes on top.
-        base = (
-            resolve_base_model(json.loads(adapter.read_text())["base_model_name_or_path"])
-            if adapter.is_file()
-            else path
+        self.tokenizer, self.auto_model, self.embed_token_id = load_llm(
+            model_name_or_path, model_kwargs, processor_kwargs
         )
-        self.tokenizer = AutoTokenizer.from_pretrained(path, **(processor_kwargs or {}))
-        self.auto_model = AutoModelForCausalLM.from_pretrained(base, **(model_kwargs or {}))
-        if self.tokenizer.pad_token_id is None:
-            self.tokenizer.pad_token = self.tokenizer.eos_token
-        self.tokenizer.padding_side = "left"
-        self.embed_token_id = add_embed_token(self.tokenizer, self.auto_model)
-        if adapter.is_file():
-            from peft import PeftModel
-
-            self.auto_model = PeftModel.from_pretrained(self.auto_model, path)
         if precision == "bfloat16":
             self.auto_model.to(torch.bfloat16)
-        if embedding_layers is not None:
-            layers = getattr(decoder(self.auto_model), "layers", None)
-            if not isinstance(layers, torch.nn.ModuleList) or not 1 <= embedding_layers <= len(layers):
-                raise ValueError(
-                    f"embedding_layers must be between 1 and the decoder's layer count "
-                    f"({len(layers) if layers is not None else 'unknown: no .layers'}), got {embedding_layers}"
-                )
         self.prompts = PromptBuilder(self.tokenizer, max_seq_length)
         self.packs = enable_packing(self.auto_model)
         self._memory = ReasoningMemory(reasoning_memory_size)
@@ -217,14 +143,13 @@ class SearchR3(InputModule):
 
     @property
     def max_seq_length(self) -> int:
-        """Longest prompt in tokens, template included. ``model.max_seq_length = n`` (sentence-transformers sets it
-        on this module) applies to the next call."""
+        """Longest prompt in tokens, template included. ``model.max_seq_length = n`` (sentence-transformers sets
+        it on this module) applies to the next call."""
         return self.prompts.max_seq_length
 
     @max_seq_length.setter
     def max_seq_length(self, value: int) -> None:
-        if isinstance(value, bool) or not isinstance(value, int) or value < 1:
-            raise ValueError(f"max_seq_length must be a positive int, got {value!r}")
+        check_settings(**{**self.get_config_dict(), "max_seq_length": value})
         previous, self.prompts.max_seq_length = self.prompts.max_seq_length, value
         # Truncation must leave room for the answer (and the reasoning, when it is on): fail now, not on the
         # first text. With reasoning off, a query that asks for it later gets the same error then.
@@ -249,20 +174,20 @@ class SearchR3(InputModule):
         """Token ids of a batch, left-padded.
 
         Args:
-            inputs: Texts. An empty string is embedded as an empty user turn. For reasoning queries an
-                input may also be a ``(query, reasoning)`` pair: the given reasoning is used instead of
-                generating one (training uses this with each query's cached greedy reasoning).
+            inputs: Texts. An empty string is embedded as an empty user turn. For reasoning queries an input
+                may also be a ``(query, reasoning)`` pair: the given reasoning is used instead of generating one
+                (training uses this with each query's cached reasoning).
             prompt: Optional sentence-transformers prompt, prepended to each text.
             task: ``"query"`` reasons (unless reasoning is off); anything else embeds directly.
             reasoning: Overrides the module's ``reasoning`` setting for this call.
 
         Returns:
             ``input_ids``, ``attention_mask`` and ``answer_mask`` (1 on the tokens the model writes: the
-            reasoning or answer prefix, and ``<|embed_token|>``). A reasoning query whose reasoning is
-            known (given, or remembered) ends with ``<|embed_token|>``; otherwise it ends at the start
-            of the assistant turn and is answered in :meth:`forward`. With ``fuse_direct_embedding``,
-            reasoning queries also get ``direct_ids`` and ``direct_mask``: the same texts
-            in the reasoning-off format (named so that no trainer takes them for a column of their own).
+            reasoning or answer prefix, and ``<|embed_token|>``). A reasoning query whose reasoning is known
+            (given, or remembered) ends with ``<|embed_token|>``; otherwise it ends at the start of the
+            assistant turn and is answered in :meth:`forward`. With ``fuse_direct_embedding``, reasoning
+            queries also get ``direct_ids`` and ``direct_mask``: the same texts in the reasoning-off format
+            (named so that no trainer takes them for a column of their own).
         """
         reasons = self._reasons(task, reasoning)
         items = self._check_inputs(inputs, allow_pairs=reasons)
@@ -273,10 +198,9 @@ class SearchR3(InputModule):
             sequences = []
             for text, thought in items:
                 prompt_ids = self.query_prompt_ids(text)
-                remembered = memory.get(self._memory_key(prompt_ids)) if thought is None else None
                 if thought is not None:
-                    answer = self.prompts.encode(thought)[: self.max_reasoning_tokens] + [self.embed_token_id]
-                elif remembered is not None:
+                    answer = self.prompts.encode_text(thought, self.max_reasoning_tokens) + [self.embed_token_id]
+                elif (remembered := memory.get(self._memory_key(prompt_ids))) is not None:
                     answer = [*remembered.token_ids, self.embed_token_id]
                 else:
                     answer = []
@@ -294,20 +218,13 @@ class SearchR3(InputModule):
         return features
 
     def direct_answer_ids(self) -> list[int]:
-        """Token ids of the answer of texts embedded without reasoning: ``answer_prefix`` and the embed token
-        (the embed token alone with ``compact_direct_prompt``)."""
-        if self.compact_direct_prompt:
-            return [self.embed_token_id]
+        """Token ids of the answer of texts embedded without reasoning: ``answer_prefix`` and the embed token."""
         return self.prompts.encode(self.answer_prefix) + [self.embed_token_id]
 
     def _direct_sequences(self, texts: list[str]) -> list[tuple[list[int], list[int]]]:
         """``(prompt, answer)`` ids of texts embedded without reasoning (documents; queries with it off)."""
         answer = self.direct_answer_ids()
-        close_turn = not self.compact_direct_prompt
-        return [
-            (self.prompts.prompt_ids(text, self.embedding_prompt, reserve=len(answer), close_turn=close_turn), answer)
-            for text in texts
-        ]
+        return [(self.prompts.prompt_ids(text, self.embedding_prompt, reserve=len(answer)), answer) for text in texts]
 
     def query_prompt_ids(self, text: str) -> list[int]:
         """Token ids of the prompt a query is answered from (generation starts after them)."""
@@ -347,87 +264,69 @@ class SearchR3(InputModule):
     ) -> dict[str, torch.Tensor]:
         """Sets ``features["sentence_embedding"]`` (float32, one row per text)."""
         input_ids, attention_mask = features["input_ids"], features["attention_mask"]
-        if self._reasons(task, reasoning):
-            embeddings = self._embed_queries(input_ids, attention_mask)
-            if "direct_ids" in features:
-                direct = self._embed_in_one_pass(features["direct_ids"], features["direct_mask"])
-                embeddings = fuse(embeddings, direct)
-        else:
-            embeddings = self._embed_in_one_pass(input_ids, attention_mask)
+        with self._matmul_mode(input_ids, None):
+            if self._reasons(task, reasoning):
+                embeddings = self._embed_queries(input_ids, attention_mask)
+                if "direct_ids" in features:
+                    direct = self._embed_in_one_pass(features["direct_ids"], features["direct_mask"])
+                    embeddings = fuse(embeddings, direct)
+            else:
+                embeddings = self._embed_in_one_pass(input_ids, attention_mask)
         embeddings = embeddings.float()
         features["sentence_embedding"] = F.normalize(embeddings, dim=-1) if self.normalize else embeddings
         return features
 
+    @staticmethod
+    def _matmul_mode(input_ids: torch.Tensor, precision: str | None):
+        """The CPU matmul mode of a forward (:func:`~st_search_r3.packing.cpu_matmul_precision`); none on GPUs."""
+        return cpu_matmul_precision(precision) if input_ids.device.type == "cpu" else nullcontext()
+
     def _embed_in_one_pass(self, input_ids: torch.Tensor, attention_mask: torch.Tensor) -> torch.Tensor:
-        """The embed token's hidden state of prompts that end with it. The template prefix runs once per
-        batch; it is cut at the template's own length, so a text alone and in a batch is split alike."""
+        """The embed token's hidden state of prompts that end with it. The template prefix runs once per batch;
+        it is cut at the template's own length, so a text alone and in a batch is split alike."""
         template_length = len(self.prompts.template(self.embedding_prompt)[0])
         prefix_length = common_prefix_length(input_ids, attention_mask, limit=template_length)
-        with self.embedding_depth():
-            return self._embed_prompts(input_ids, attention_mask, prefix_length)
-
-    def embedding_depth(self):
-        """A context in which the LLM's decoder runs only the layers the embedding is read from."""
-        return first_layers(self.auto_model, self.embedding_layers)
-
-    def _embed_prompts(self, input_ids: torch.Tensor, attention_mask: torch.Tensor, prefix_length: int) -> torch.Tensor:
         if self.packs and not torch.is_grad_enabled():
-            with cpu_matmul_precision(self.matmul_precision):
-                # Rounding the packed row to 64 tokens means fewer distinct matrix shapes, each of which
-                # oneDNN compiles and caches: 12% less memory growth over 5,000 WordNet documents.
+            with self._matmul_mode(input_ids, self.matmul_precision):
+                # Rounding the packed row to 64 tokens means fewer distinct matrix shapes, each of which oneDNN
+                # compiles and caches: 12% less memory growth over 5,000 WordNet documents.
                 return packed_last_hidden_states(
                     self.auto_model, input_ids, attention_mask, prefix_length, round_tokens_to=64
                 )
         # Training: padded rows, differentiable through the shared prefix.
         return shared_prefix_hidden_states(self.auto_model, input_ids, attention_mask, prefix_length)[:, -1]
 
-    def stop_token_ids(self) -> list[int]:
-        """Tokens that end the reasoning: ``<|embed_token|>``, EOS and padding."""
-        return sorted({self.tokenizer.eos_token_id, self.tokenizer.pad_token_id, self.embed_token_id})
-
-    def reasoning_generation_config(self, **overrides) -> GenerationConfig:
-        """Greedy decoding within ``max_reasoning_tokens``, stopping at :meth:`stop_token_ids` (the
-        repetition guards come separately: :meth:`reasoning_logits_processors`)."""
-        settings = dict(
-            max_new_tokens=self.max_reasoning_tokens,
-            do_sample=False,
-            eos_token_id=self.stop_token_ids(),
-            pad_token_id=self.tokenizer.pad_token_id,
-        )
-        return GenerationConfig(**{**settings, **overrides})
-
-    def reasoning_logits_processors(self, prompt_width: int) -> LogitsProcessorList:
-        """The repetition guards (``repetition_penalty``, ``no_repeat_ngram_size``) over the generated tokens
-        only: transformers' own processors would also count the prompt, and so penalise the query's words,
-        the chat template and the embed token named in the system prompt.
-
-        Args:
-            prompt_width: Columns of the left-padded prompt batch; generated tokens start there.
-        """
-        guards = []
-        if self.repetition_penalty != 1.0:
-            guards.append(RepetitionPenaltyLogitsProcessor(self.repetition_penalty))
-        if self.no_repeat_ngram_size:
-            guards.append(NoRepeatNGramLogitsProcessor(self.no_repeat_ngram_size))
-        return LogitsProcessorList([GeneratedTokensOnly(guard, prompt_width) for guard in guards])
-
     def _embed_queries(self, input_ids: torch.Tensor, attention_mask: torch.Tensor) -> torch.Tensor:
         """One forward pass for queries whose reasoning is known; reasoning first for the others."""
         known = input_ids[:, -1] == self.embed_token_id
         embeddings = torch.empty(len(input_ids), self.auto_model.config.hidden_size, device=input_ids.device)
         if known.any():
-            with self.embedding_depth():
-                known_embeddings = last_token_embedding(self.auto_model, input_ids[known], attention_mask[known])
-            embeddings[known] = known_embeddings.float()
+            embeddings[known] = last_token_embedding(self.auto_model, input_ids[known], attention_mask[known]).float()
         if not known.all():
             embeddings[~known] = self._reason_and_embed(input_ids[~known], attention_mask[~known])[0].float()
         return embeddings
+
+    # ------------------------------------------------------------------------------------- reasoning
+
+    def stop_token_ids(self) -> list[int]:
+        """Tokens that end the reasoning: ``<|embed_token|>``, EOS and padding."""
+        return sorted({self.tokenizer.eos_token_id, self.tokenizer.pad_token_id, self.embed_token_id})
+
+    def reasoning_generation_config(self, **overrides) -> GenerationConfig:
+        """Greedy decoding within ``max_reasoning_tokens``, stopping at :meth:`stop_token_ids` (the repetition
+        guards come separately: :meth:`reasoning_logits_processors`)."""
+        return generation.generation_config(
+            self.max_reasoning_tokens, self.stop_token_ids(), self.tokenizer.pad_token_id, **overrides
+        )
+
+    def reasoning_logits_processors(self, prompt_width: int) -> LogitsProcessorList:
+        """The repetition guards over the generated tokens only (:func:`st_search_r3.reasoning.repetition_guards`)."""
+        return generation.repetition_guards(self.repetition_penalty, self.no_repeat_ngram_size, prompt_width)
 
     def _reason_and_embed(
         self, input_ids: torch.Tensor, attention_mask: torch.Tensor
     ) -> tuple[torch.Tensor, list[Trace]]:
         """Greedy reasoning, then the embed token's hidden state from the generation's KV cache."""
-        stop_ids = self.stop_token_ids()
         output = self.auto_model.generate(
             input_ids=input_ids,
             attention_mask=attention_mask,
@@ -435,32 +334,27 @@ class SearchR3(InputModule):
             logits_processor=self.reasoning_logits_processors(input_ids.shape[1]),
         )
         generated = output.sequences[:, input_ids.shape[1] :]
-        lengths = reasoning_lengths(generated, stop_ids)
+        lengths = generation.reasoning_lengths(generated, self.stop_token_ids())
+        traces = generation.traces(generated, lengths)
         memory = self._current_memory()
-        traces = []
-        for prompt_row, mask_row, row, length in zip(input_ids, attention_mask, generated, lengths.tolist()):
-            trace = Trace(tuple(row[:length].tolist()), int(row[length]) if length < len(row) else None)
+        for prompt_row, mask_row, trace in zip(input_ids, attention_mask, traces):
             memory.put(self._memory_key(prompt_row[mask_row.bool()].tolist()), trace)
-            traces.append(trace)
-        with self.embedding_depth():
-            embeddings = embed_after_generation(
-                self.auto_model,
-                output.past_key_values,
-                attention_mask,
-                generated,
-                lengths,
-                self.embed_token_id,
-                self.tokenizer.pad_token_id,
-            )
+        embeddings = embed_after_generation(
+            self.auto_model,
+            output.past_key_values,
+            attention_mask,
+            generated,
+            lengths,
+            self.embed_token_id,
+            self.tokenizer.pad_token_id,
+        )
         return embeddings, traces
-
-    # ---------------------------------------------------------------------------- reasoning, visible
 
     def reasoning_of(self, queries: list[str], batch_size: int = 16) -> list[str]:
         """The reasoning text behind each query's vector (what ``encode_query`` generated for it).
 
-        Queries that were encoded since the weights last changed cost nothing; the others are reasoned
-        (and embedded) now, in batches.
+        Queries that were encoded since the weights last changed cost nothing; the others are reasoned (and
+        embedded) now, in batches.
 
         Args:
             queries: Query texts, exactly as passed to ``encode_query`` (any prompt included).
@@ -484,15 +378,16 @@ class SearchR3(InputModule):
             for start in range(0, len(missing), batch_size):
                 rows = missing[start : start + batch_size]
                 ids, mask = left_pad([prompts[i] for i in rows], self.tokenizer.pad_token_id, device=device)
-                for row, trace in zip(rows, self._reason_and_embed(ids, mask)[1]):
-                    traces[row] = trace
+                with self._matmul_mode(ids, None):
+                    for row, trace in zip(rows, self._reason_and_embed(ids, mask)[1]):
+                        traces[row] = trace
         return traces
 
     def sample_reasonings(
         self, queries: list[str], num_samples: int, temperature: float = 0.8, top_k: int = 20, batch_size: int = 16
     ) -> list[list[str]]:
-        """``num_samples`` sampled reasonings per query (for best-of-n self-distillation, not for vectors:
-        nothing is embedded or remembered). Same prompt, budget and repetition guards as greedy reasoning.
+        """``num_samples`` sampled reasonings per query (best-of-n training targets, not vectors: nothing is
+        embedded or remembered). Same prompt, budget and repetition guards as greedy reasoning.
 
         Args:
             queries: Query texts.
@@ -511,14 +406,15 @@ class SearchR3(InputModule):
                 ids, mask = left_pad(
                     prompts[start : start + batch_size], self.tokenizer.pad_token_id, device=self.auto_model.device
                 )
-                output = self.auto_model.generate(
-                    input_ids=ids,
-                    attention_mask=mask,
-                    generation_config=config,
-                    logits_processor=self.reasoning_logits_processors(ids.shape[1]),
-                )
+                with self._matmul_mode(ids, None):
+                    output = self.auto_model.generate(
+                        input_ids=ids,
+                        attention_mask=mask,
+                        generation_config=config,
+                        logits_processor=self.reasoning_logits_processors(ids.shape[1]),
+                    )
                 generated = output[:, ids.shape[1] :]
-                lengths = reasoning_lengths(generated, self.stop_token_ids()).tolist()
+                lengths = generation.reasoning_lengths(generated, self.stop_token_ids()).tolist()
                 texts = [
                     self.tokenizer.decode(row[:length], skip_special_tokens=True).strip()
                     for row, length in zip(generated, lengths)
@@ -530,8 +426,9 @@ class SearchR3(InputModule):
         """Drops the remembered reasoning, so the next ``encode_query`` generates again."""
         self._memory.clear()
 
-    def _memory_key(self, prompt_ids: list[int]) -> tuple:
-        return (self.max_reasoning_tokens, self.repetition_penalty, self.no_repeat_ngram_size, *prompt_ids)
+    def _memory_key(self, prompt_ids: list[int]) -> bytes:
+        settings = (self.max_reasoning_tokens, self.repetition_penalty, self.no_repeat_ngram_size)
+        return generation.memory_key(settings, prompt_ids)
 
     def _current_memory(self) -> ReasoningMemory:
         """The reasoning memory, emptied first if any weight changed since it was filled."""

@@ -15,6 +15,7 @@ ordinary call, training and generation included, and the per-text loop only for 
 
 from __future__ import annotations
 
+import threading
 from contextlib import contextmanager
 
 import torch
@@ -161,20 +162,33 @@ def packed_last_hidden_states(
     return hidden[torch.tensor(rest, device=hidden.device).cumsum(0) - 1]
 
 
+# oneDNN's float32 math mode is one flag for the whole process: every search-r3 forward on CPU holds this
+# lock while it runs under the mode it chose, so that two threads encoding at once never run in each
+# other's mode. Re-entrant: a forward may nest another (the direct view of a fused query).
+_MATMUL_MODE_LOCK = threading.RLock()
+
+
 @contextmanager
-def cpu_matmul_precision(precision: str):
+def cpu_matmul_precision(precision: str | None):
     """Runs float32 matrix products on CPU with bfloat16 inputs and float32 accumulation (``"bfloat16"``,
     oneDNN's bf16 math mode: native on CPUs with AMX or AVX512-BF16) or exactly (``"float32"``).
 
-    The flag is process-wide; it is restored on exit. Other threads' float32 CPU matmuls that run at the
-    same moment also get the bf16 math mode.
+    The flag is process-wide; it is set and restored under a process-wide lock, so search-r3 calls from
+    several threads run one at a time on CPU (each already uses every core). Code outside search-r3 that
+    runs float32 CPU matmuls in another thread meanwhile also gets the mode. ``None`` holds the lock and
+    keeps the current mode (the paths that must not meet another thread's bf16 mode: generation, training).
     """
+    if precision is None:
+        with _MATMUL_MODE_LOCK:
+            yield
+        return
     if precision not in ("float32", "bfloat16"):
         raise ValueError(f"precision must be 'float32' or 'bfloat16', got {precision!r}")
     settings = torch.backends.mkldnn.matmul
-    previous = settings.fp32_precision
-    settings.fp32_precision = "bf16" if precision == "bfloat16" else "ieee"
-    try:
-        yield
-    finally:
-        settings.fp32_precision = previous
+    with _MATMUL_MODE_LOCK:
+        previous = settings.fp32_precision
+        settings.fp32_precision = "bf16" if precision == "bfloat16" else "ieee"
+        try:
+            yield
+        finally:
+            settings.fp32_precision = previous

@@ -3,7 +3,9 @@
 Every prompt is ``chat_template(system, user=text)`` followed by the assistant turn. Texts are tokenized
 on their own and spliced between the template's prefix and suffix, so an over-long text is truncated
 inside the user turn (its head is kept) while the instruction and the ``<|embed_token|>`` at the end
-always survive.
+always survive. A user's text is plain text: ``<|embed_token|>`` or ``<|im_end|>`` typed inside it is
+tokenized as characters, never as the control token, and only its head is tokenized, so a 10 MB text
+costs what a short one does.
 """
 
 from __future__ import annotations
@@ -43,6 +45,8 @@ class PromptBuilder:
         max_seq_length: Longest prompt in tokens, template included; texts are cut to fit.
     """
 
+    TOKENS_PAST_CUT = 16
+
     def __init__(self, tokenizer: PreTrainedTokenizerBase, max_seq_length: int) -> None:
         self.tokenizer = tokenizer
         self.max_seq_length = max_seq_length
@@ -62,25 +66,42 @@ class PromptBuilder:
         return self._templates[system_prompt]
 
     def encode(self, text: str) -> list[int]:
-        """Token ids of a bare text (no special tokens added)."""
+        """Token ids of the package's own text (template parts, the answer prefix): special tokens stay special."""
         return self.tokenizer(text, add_special_tokens=False)["input_ids"]
 
-    def prompt_ids(self, text: str, system_prompt: str, reserve: int = 0, close_turn: bool = True) -> list[int]:
+    def encode_text(self, text: str, max_tokens: int | None = None) -> list[int]:
+        """Token ids of a user's text, special-token strings in it split like any other characters, cut to
+        ``max_tokens``.
+
+        Only a head of the text is tokenized: 8 characters per token kept, grown fourfold until it yields
+        ``TOKENS_PAST_CUT`` tokens more than are kept (or is the whole text), so that the kept tokens are
+        those of the whole text whenever the word at the cut spans fewer tokens than that.
+        """
+        if max_tokens is None:
+            return self._text_ids(text)
+        chars = 8 * (max_tokens + self.TOKENS_PAST_CUT)
+        while True:
+            ids = self._text_ids(text[:chars])
+            if chars >= len(text) or len(ids) > max_tokens + self.TOKENS_PAST_CUT:
+                return ids[:max_tokens]
+            chars *= 4
+
+    def _text_ids(self, text: str) -> list[int]:
+        return self.tokenizer(text, add_special_tokens=False, split_special_tokens=True)["input_ids"]
+
+    def prompt_ids(self, text: str, system_prompt: str, reserve: int = 0) -> list[int]:
         """Chat prompt ids ending at the start of the assistant turn.
 
         Args:
             text: The user text; its tail is cut when the prompt would exceed ``max_seq_length - reserve``.
             system_prompt: The system message.
             reserve: Tokens to keep free after the prompt (the reasoning and the answer).
-            close_turn: With ``False`` the ids end right after the text, inside the user turn (the compact
-                direct prompt appends ``<|embed_token|>`` there).
         """
         before, after = self.template(system_prompt)
-        after = after if close_turn else []
         budget = self.max_seq_length - reserve - len(before) - len(after)
         if budget < 0:
             raise ValueError(
                 f"max_seq_length={self.max_seq_length} leaves no room for the text: the template takes "
                 f"{len(before) + len(after)} tokens and {reserve} are reserved for the answer."
             )
-        return before + self.encode(text)[:budget] + after
+        return before + self.encode_text(text, budget) + after

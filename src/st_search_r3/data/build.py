@@ -51,6 +51,14 @@ SOURCES = {
         ),
         "license": "each manual's own (GNU FDL or GPL, named in the manual)",
     },
+    # The info manuals of the 13 evaluation packages alone: the training set of the recipe's first two parts
+    # (train/configs/sft_all.yaml, sft_focus.yaml), built before the supplement existed. Dev and test equal
+    # those of "infomanuals".
+    "infomanuals_core": {
+        "build": lambda seed: infomanuals.build(seed=seed, supplement=False),
+        "source": f"GNU info manuals of Debian 12 main packages ({', '.join(infomanuals.PACKAGES)}; apt-get download)",
+        "license": "each manual's own (GNU FDL or GPL, named in the manual)",
+    },
 }
 EVAL_SIZES = {"dev": (200, 2000), "test": (300, 3000)}  # (queries, documents): sized for 2 CPU cores
 TRAIN_QUERIES, TRAIN_DOCUMENTS = 10_000, 20_000

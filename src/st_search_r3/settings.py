@@ -1,0 +1,48 @@
+"""The settings of a :class:`~st_search_r3.module.SearchR3` module: the default prompts and the checks every
+setting passes, in one place (construction, loading and later assignment all call :func:`check_settings`)."""
+
+from __future__ import annotations
+
+from st_search_r3.prompting import EMBED_TOKEN
+
+REASONING_PROMPT = (
+    "You are a search expert. Before answering, enrich the user's input for retrieval: "
+    "1. core concepts and how they relate; 2. key terms with short definitions; "
+    "3. synonyms and related terms; 4. related topics. Be brief. "
+    f"You MUST end every response with {EMBED_TOKEN}"
+)
+EMBEDDING_PROMPT = "Analyze the input text and create a high-quality semantic vector embedding."
+ANSWER_PREFIX = "The embedding is "
+PRECISIONS = ("float32", "bfloat16")
+
+
+def check_settings(
+    *,
+    reasoning: bool,
+    max_reasoning_tokens: int,
+    repetition_penalty: float,
+    no_repeat_ngram_size: int,
+    max_seq_length: int,
+    reasoning_memory_size: int,
+    precision: str,
+    matmul_precision: str,
+    **_,
+) -> None:
+    """Raises ``ValueError`` (``TypeError`` for a wrong type) naming the first setting that is out of range."""
+    if not isinstance(reasoning, bool):
+        raise TypeError(f"reasoning must be a bool, got {reasoning!r}")
+    for name, value, least in (
+        ("max_reasoning_tokens", max_reasoning_tokens, 1),
+        ("no_repeat_ngram_size", no_repeat_ngram_size, 0),
+        ("max_seq_length", max_seq_length, 1),
+        ("reasoning_memory_size", reasoning_memory_size, 0),
+    ):
+        if isinstance(value, bool) or not isinstance(value, int):
+            raise TypeError(f"{name} must be an int, got {value!r}")
+        if value < least:
+            raise ValueError(f"{name} must be >= {least}, got {value}")
+    if not repetition_penalty > 0:
+        raise ValueError(f"repetition_penalty must be > 0, got {repetition_penalty}")
+    for name, value in (("precision", precision), ("matmul_precision", matmul_precision)):
+        if value not in PRECISIONS:
+            raise ValueError(f"{name} must be one of {PRECISIONS}, got {value!r}")
