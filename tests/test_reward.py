@@ -28,3 +28,18 @@ def test_format_reward_wants_the_token_within_the_budget():
     assert format_reward([5, 6, 2], embed, max_reasoning_tokens=8) == 0.0  # ended on EOS instead
     assert format_reward([embed], embed, max_reasoning_tokens=8) == 1.0
     assert format_reward([], embed, max_reasoning_tokens=8) == 0.0
+
+
+def test_dcg_reward_equals_trec_eval_ndcg_cut():
+    pytrec_eval = pytest.importorskip("pytrec_eval")
+    import random
+
+    generator = random.Random(0)
+    for k in (1, 5, 10):
+        for _ in range(50):
+            ranked = generator.sample(range(40), 20)
+            relevant = generator.sample(range(40), generator.randint(1, 4))
+            run = {"q": {str(doc): float(len(ranked) - rank) for rank, doc in enumerate(ranked)}}
+            qrels = {"q": {str(doc): 1 for doc in relevant}}
+            expected = pytrec_eval.RelevanceEvaluator(qrels, {f"ndcg_cut.{k}"}).evaluate(run)["q"][f"ndcg_cut_{k}"]
+            assert dcg_reward(ranked, relevant, k=k) == pytest.approx(expected, abs=1e-6)

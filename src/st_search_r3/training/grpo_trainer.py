@@ -114,8 +114,7 @@ class SearchR3GRPOTrainer(GRPOTrainer):
             sequences.append(list(prompt) + list(reasoning[: self.max_reasoning_tokens]) + [self.embed_token_id])
         model = self.accelerator.unwrap_model(self.model)
         input_ids, attention_mask = left_pad(sequences, self.processing_class.pad_token_id, model.device)
-        with self.search_r3[0].embedding_depth():
-            hidden = last_token_embedding(model, input_ids, attention_mask)
+        hidden = last_token_embedding(model, input_ids, attention_mask)
         return F.normalize(hidden.float(), dim=-1).cpu().numpy()
 
     # ------------------------------------------------------------------------------------- rewards

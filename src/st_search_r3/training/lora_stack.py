@@ -4,6 +4,11 @@ Stage 2 trains a LoRA on the *merged* stage-1 model, so the weights it gives are
 ``W + s1 B1 A1 + s2 B2 A2``: exactly a LoRA of rank ``r1 + r2`` with ``A = [A1; A2]`` and
 ``B = [s1 B1, s2 B2] / s`` (``s`` the stacked scale). The package can then keep shipping one adapter on the
 base model, and ``st-search-r3 install`` merges it as before.
+
+PEFT's ``add_weighted_adapter(combination_type="cat")`` computes the same for plain LoRAs (measured on the tiny
+test model: 4.5e-7 largest logit difference), but PEFT 0.21.2 cannot load a second adapter next to one with
+``trainable_token_indices`` (``KeyError: ...token_adapter.trainable_tokens_delta``), and ours always trains
+the ``<|embed_token|>`` row that way.
 """
 
 from __future__ import annotations

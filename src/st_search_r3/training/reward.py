@@ -12,6 +12,10 @@ relevant documents:
 The two terms are separate TRL reward functions (each logged on its own); the weights are GRPO's
 ``reward_weights``. ``ranking`` is nDCG@k in [0, 1]. ``k`` is deliberately larger than an evaluation cut-off (100 by
 default): a relevant document moving from rank 90 to rank 40 is progress the policy should feel.
+
+``ranking`` equals trec_eval's ``ndcg_cut`` (tests/test_reward.py checks it against pytrec_eval); it is two sums
+here because a reward is computed per completion from a ranked id list, where pytrec_eval wants a score dict
+per query and a new evaluator per qrels.
 """
 
 from __future__ import annotations

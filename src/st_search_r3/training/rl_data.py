@@ -36,10 +36,4 @@ def build_corpus_index(config: SearchR3RLConfig, model: SentenceTransformer, cor
     def encode(texts: list[str]):
         return model.encode_document(texts, batch_size=16, convert_to_numpy=True, normalize_embeddings=True)
 
-    return CorpusIndex(
-        list(corpus),
-        list(corpus.values()),
-        encode,
-        refresh_size=config.refresh_size,
-        rebuild_every=config.rebuild_every,
-    )
+    return CorpusIndex(list(corpus), list(corpus.values()), encode, refresh_size=config.refresh_size)

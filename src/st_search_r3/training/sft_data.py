@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 import logging
 import re
 from contextlib import nullcontext
@@ -14,10 +13,10 @@ import torch.nn.functional as F
 from datasets import Dataset, DatasetDict, concatenate_datasets, load_from_disk
 from sentence_transformers import SentenceTransformer
 
-from st_search_r3.data.reasoning_targets import reasoning_targets
 from st_search_r3.module import SearchR3
 from st_search_r3.training.config import SearchR3SFTConfig
 from st_search_r3.training.reasoning_cache import cache_path, cache_reasoning
+from st_search_r3.training.recipe import draw_rows, ids_sha256, rows_sha256
 
 logger = logging.getLogger(__name__)
 
@@ -33,8 +32,6 @@ def build_model(config: SearchR3SFTConfig) -> SentenceTransformer:
         max_seq_length=config.max_seq_length,
         no_repeat_ngram_size=config.no_repeat_ngram_size,
         fuse_direct_embedding=config.fuse_direct_embedding,
-        compact_direct_prompt=config.compact_direct_prompt,
-        embedding_layers=config.embedding_layers,
         model_kwargs={"attn_implementation": config.attn_implementation},
     )
     if config.init_adapter:
@@ -61,25 +58,22 @@ ROUTES = {
 }
 
 
-def load_training_set(config: SearchR3SFTConfig, model: SentenceTransformer, seed: int = 0) -> DatasetDict:
-    """The training triplets, split into ``"reasoning"`` and ``"direct"`` anchors (see :data:`ROUTES`).
+def load_training_set(config: SearchR3SFTConfig, model: SentenceTransformer, seed: int = 0) -> tuple[DatasetDict, dict]:
+    """The training triplets, split into ``"reasoning"`` and ``"direct"`` anchors (see :data:`ROUTES`), and the
+    draw's record (:func:`load_triplets`).
 
     The first ``config.reasoning_queries`` anchors get their reasoning (``config.reasoning_targets``):
 
-    - ``"keywords"``: key terms condensed from the relevant document (:mod:`st_search_r3.data.reasoning_targets`);
-    - ``"best_of_n"``: the best of ``model``'s own reasonings where it beats none (:func:`best_of_n`); anchors
-      where none did are trained without reasoning;
     - ``"base"``: the base model's own greedy reasoning;
-    - ``"model"``: the model's own greedy reasoning at the start of the run, cut to its first
-      ``config.reasoning_sentences`` sentences (every one kept: the embedding learns how far to trust what
-      the model writes, good or bad; the cut teaches it where to stop).
+    - ``"best_of_n"``: the best of greedy and sampled reasonings where it beats none (:func:`best_of_n`);
+      anchors where none did are trained without reasoning.
 
     Generated reasoning is cached on disk (:func:`~st_search_r3.training.reasoning_cache.cache_path`); it takes
     about a second per query. Each batch comes from one of the two sets, in proportion to their sizes.
     Documents are cut to ``config.max_document_tokens`` tokens.
     """
     tokenizer = model[0].tokenizer
-    triplets = load_triplets(config, seed)
+    triplets, draw = load_triplets(config, seed)
     if config.max_document_tokens:
         triplets = triplets.map(
             lambda rows: {
@@ -103,31 +97,17 @@ def load_training_set(config: SearchR3SFTConfig, model: SentenceTransformer, see
         with_reasoning = with_reasoning.remove_columns("reasoning").add_column("reasoning", [chosen[i] for i in kept])
     parts = {"direct": direct} if len(direct) else {}
     if len(with_reasoning):
-        if config.reasoning_targets in ("keywords", "best_of_n"):
+        if config.reasoning_targets == "best_of_n":
             pairs = [list(pair) for pair in zip(with_reasoning["anchor"], with_reasoning["reasoning"])]
-        elif config.reasoning_targets == "base":
+        else:
             # bf16 weights reason about twice as fast on CPU; these texts are data, not vectors to compare.
             module = SearchR3(config.base_model, max_reasoning_tokens=config.max_reasoning_tokens, precision="bfloat16")
             reasoning = cache_reasoning(module, with_reasoning["anchor"], cache_path(config.root(), module))
             del module
             pairs = [[query, reasoning[query]] for query in with_reasoning["anchor"]]
-        elif config.reasoning_targets == "model":
-            module = model[0]
-            with torch.autocast("cpu", dtype=torch.bfloat16):
-                reasoning = cache_reasoning(module, with_reasoning["anchor"], cache_path(config.root(), module))
-            module.forget_reasoning()  # remembered under bf16 autocast: not the vectors training computes
-            cut = config.reasoning_sentences
-            pairs = [
-                [query, first_sentences(reasoning[query], cut, every_period=True)] for query in with_reasoning["anchor"]
-            ]
-        else:
-            raise ValueError(
-                "reasoning_targets must be 'keywords', 'best_of_n', 'base' or 'model', "
-                f"got {config.reasoning_targets!r}"
-            )
         parts["reasoning"] = with_reasoning.remove_columns("anchor").add_column("anchor", pairs)
         parts["reasoning"] = parts["reasoning"].select_columns(["anchor", "positive", "negative"])
-    return DatasetDict(parts)
+    return DatasetDict(parts), draw
 
 
 def best_of_n(
@@ -145,8 +125,6 @@ def best_of_n(
     computes (fused with the direct view when ``fuse_direct_embedding`` is on). Samples are drawn once into
     ``cache`` (bf16 autocast: these are texts to choose from, not vectors to compare).
     """
-    if config.reasoning_sampler not in ("base", "model"):
-        raise ValueError(f"reasoning_sampler must be 'base' or 'model', got {config.reasoning_sampler!r}")
     module = model[0]
     queries = list(triplets["anchor"])
     n = config.reasoning_samples
@@ -157,7 +135,8 @@ def best_of_n(
         return [[g, *s] for g, s in zip(greedy, sampled)]
 
     writer = module.auto_model.disable_adapter() if config.reasoning_sampler == "base" else nullcontext()
-    with torch.autocast("cpu", dtype=torch.bfloat16), writer:
+    device = module.auto_model.device.type
+    with torch.autocast(device, dtype=torch.bfloat16), writer:
         candidates = cache_reasoning(module, queries, cache, batch_size=batch_size, generate=draw)
     module.forget_reasoning()  # the writer's greedy reasoning is not the model's own
     # Cut after the cache, which keeps the whole texts: another cut needs no new generation.
@@ -165,7 +144,7 @@ def best_of_n(
 
     def embed(items, **kwargs):
         vectors = []
-        with torch.inference_mode(), torch.autocast("cpu", dtype=torch.bfloat16):
+        with torch.inference_mode(), torch.autocast(device, dtype=torch.bfloat16):
             for start in range(0, len(items), batch_size):
                 features = module.preprocess(items[start : start + batch_size], **kwargs)
                 vectors.append(F.normalize(module(features, **kwargs)["sentence_embedding"].float(), dim=-1))
@@ -198,15 +177,12 @@ def best_of_n(
 
 
 SENTENCE_END = re.compile(r"(?<![0-9])\.\s+")  # not after a list number: "1. Core concepts" is one sentence
-ANY_PERIOD = re.compile(r"(?<![0-9])\.")
 
 
-def first_sentences(text: str, count: int, every_period: bool = False) -> str:
+def first_sentences(text: str, count: int) -> str:
     """The first ``count`` sentences of ``text`` (split at a period and white space, except after a list
-    number; with ``every_period``, at any period not after a digit: where a model that never learned to
-    stop runs on into "curry.xtra.xtr"), on one line, ending with a period."""
-    splitter = ANY_PERIOD if every_period else SENTENCE_END
-    sentences = [" ".join(part.split()) for part in splitter.split(text) if part.strip()]
+    number), on one line, ending with a period."""
+    sentences = [" ".join(part.split()) for part in SENTENCE_END.split(text) if part.strip()]
     kept = ". ".join(sentences[:count])
     return kept if kept.endswith(".") or not kept else kept + "."
 
@@ -217,41 +193,24 @@ def cut_to_tokens(texts: list[str], tokenizer, max_tokens: int) -> list[str]:
     return [text if len(row) <= max_tokens else tokenizer.decode(row[:max_tokens]) for text, row in zip(texts, ids)]
 
 
-def load_triplets(config: SearchR3SFTConfig, seed: int = 0) -> Dataset:
-    """``(anchor, positive, negative, reasoning)`` rows mixed from the sources (each repeated or subsampled by
-    its ``config.source_weights``), shuffled, the first ``config.skip_train_pairs`` left out, capped;
-    ``reasoning`` is the keyword reasoning condensed from the positive (:mod:`st_search_r3.data.reasoning_targets`)."""
-    weights = config.source_weights or [1.0] * len(config.sources)
-    if len(weights) != len(config.sources) or any(w < 0 for w in weights):
-        raise ValueError(
-            f"source_weights needs one weight >= 0 per source {config.sources}, got {config.source_weights}"
-        )
-    parts = []
-    for source, weight in zip(config.sources, weights):
+def load_triplets(config: SearchR3SFTConfig, seed: int = 0) -> tuple[Dataset, dict]:
+    """``(anchor, positive, negative)`` rows mixed from the sources (each repeated or subsampled by its
+    ``config.source_weights``), shuffled and capped (:func:`~st_search_r3.training.recipe.draw_rows`), and the
+    draw's record: the sources' sizes and the hashes of the drawn rows and of their ids."""
+    triplets = {}
+    for source in config.sources:
         folder = config.root() / source / "train_triplets"
         if not folder.is_dir():
             raise FileNotFoundError(f"{folder} is missing: build the data first: python -m st_search_r3.data.build")
-        triplets = load_from_disk(str(folder)).select_columns(["anchor", "positive", "negative"])
-        targets = reasoning_targets(source, triplets["anchor"], triplets["positive"])
-        parts.append(weighted(triplets.add_column("reasoning", targets), weight, seed))
-    mixed = concatenate_datasets(parts).shuffle(seed=seed)
-    start = min(config.skip_train_pairs, len(mixed))
-    return mixed.select(range(start, min(start + config.max_train_pairs, len(mixed))))
-
-
-def weighted(rows: Dataset, weight: float, seed: int) -> Dataset:
-    """``rows`` repeated ``int(weight)`` times, plus a random ``weight % 1`` share of them."""
-    whole, share = divmod(weight, 1.0)
-    extra = np.random.default_rng(seed).permutation(len(rows))[: round(share * len(rows))]
-    return rows.select([*range(len(rows))] * int(whole) + sorted(extra.tolist()))
-
-
-def data_fingerprint(config: SearchR3SFTConfig) -> dict[str, str]:
-    """The sha256 of every training file, from the build manifests, for the run record."""
-    fingerprint = {}
-    for source in config.sources:
-        manifest = json.loads((config.root() / source / "manifest.json").read_text())
-        fingerprint.update(
-            {f"{source}/{name}": digest for name, digest in manifest["files"].items() if name.startswith("train")}
-        )
-    return fingerprint
+        triplets[source] = load_from_disk(str(folder))
+    rows = draw_rows({s: len(t) for s, t in triplets.items()}, config.source_weights, config.max_train_pairs, seed)
+    ids = {s: [f"{q} {n}" for q, n in zip(t["query_id"], t["negative_id"])] for s, t in triplets.items()}
+    draw = {
+        "sizes": {s: len(t) for s, t in triplets.items()},
+        "rows_sha256": rows_sha256(rows),
+        "ids_sha256": ids_sha256(rows, ids),
+    }
+    offsets = dict(zip(triplets, np.cumsum([0, *map(len, triplets.values())]).tolist()))
+    everything = concatenate_datasets([t.select_columns(["anchor", "positive", "negative"]) for t in triplets.values()])
+    mixed = everything.select([offsets[source] + row for source, row in rows])
+    return mixed, draw

@@ -1,0 +1,103 @@
+"""What a stage-1 run trains on, pinned: the built data's hash and the triplets it draws.
+
+A run mixes the training triplets of its ``sources`` (each repeated or subsampled by its weight), shuffles
+them and keeps the first ``max_train_pairs``. That draw depends only on the sources' sizes, the weights and the
+seed, so :func:`draw_rows` computes it without the data, and a recipe's record can be checked anywhere;
+:func:`data_sha256` pins the built files the rows index into.
+
+``python -m st_search_r3.training.recipe CONFIG.yaml [...]`` prints, for each recipe config, the data hash and the
+draw's hashes on the built data (what a training record stores under ``draw``).
+"""
+
+from __future__ import annotations
+
+import argparse
+import hashlib
+import json
+from pathlib import Path
+
+import numpy as np
+
+
+def data_fingerprint(root: Path, sources: list[str]) -> dict[str, str]:
+    """The sha256 of every training file of ``sources``, from their build manifests."""
+    fingerprint = {}
+    for source in sources:
+        manifest = root / source / "manifest.json"
+        if not manifest.is_file():
+            raise FileNotFoundError(f"{manifest} is missing: build the data first: python -m st_search_r3.data.build")
+        files = json.loads(manifest.read_text())["files"]
+        fingerprint.update({f"{source}/{name}": digest for name, digest in files.items() if name.startswith("train")})
+    return fingerprint
+
+
+def data_sha256(fingerprint: dict[str, str]) -> str:
+    """One hash of a :func:`data_fingerprint`."""
+    return hashlib.sha256(json.dumps(fingerprint, sort_keys=True).encode()).hexdigest()
+
+
+def check_data(root: Path, sources: list[str], expected: str | None) -> str:
+    """The built data's :func:`data_sha256`; raises ``ValueError`` when it is not ``expected`` (``None``: any)."""
+    actual = data_sha256(data_fingerprint(root, sources))
+    if expected is not None and actual != expected:
+        raise ValueError(
+            f"The training data under {root} is not the data this recipe was made on (data_sha256 {actual}, the "
+            f"recipe pins {expected}). Rebuild it with `python -m st_search_r3.data.build --sources "
+            f"{' '.join(sources)}` (seed 0, Debian 12 archives, the Python of the recipe), or pass "
+            "`--data_sha256 null` to train on the data you have."
+        )
+    return actual
+
+
+def draw_rows(
+    sizes: dict[str, int], weights: list[float] | None, max_train_pairs: int, seed: int
+) -> list[tuple[str, int]]:
+    """``(source, row)`` of every drawn triplet, in training order.
+
+    Each source's rows enter ``int(weight)`` times plus a random ``weight % 1`` share (drawn with ``seed``), in
+    the order of ``sizes``; the mix is permuted with ``seed`` (as ``datasets.Dataset.shuffle(seed=seed)`` does)
+    and cut to ``max_train_pairs``.
+    """
+    weights = weights or [1.0] * len(sizes)
+    rows = []
+    for (source, size), weight in zip(sizes.items(), weights, strict=True):
+        whole, share = divmod(weight, 1.0)
+        extra = np.random.default_rng(seed).permutation(size)[: round(share * size)]
+        rows += [(source, row) for row in [*range(size)] * int(whole) + sorted(extra.tolist())]
+    order = np.random.default_rng(seed).permutation(len(rows))[:max_train_pairs]
+    return [rows[i] for i in order]
+
+
+def rows_sha256(rows: list[tuple[str, int]]) -> str:
+    """One hash of a draw's ``(source, row)`` list."""
+    return hashlib.sha256(json.dumps(rows).encode()).hexdigest()
+
+
+def ids_sha256(rows: list[tuple[str, int]], ids: dict[str, list[str]]) -> str:
+    """One hash of the drawn triplets' ids (``ids[source][row]``: the query id and the negative's id)."""
+    return hashlib.sha256(json.dumps([ids[source][row] for source, row in rows]).encode()).hexdigest()
+
+
+def main(argv: list[str] | None = None) -> None:
+    from datasets import load_from_disk
+    from sentence_transformers import SentenceTransformerTrainingArguments
+
+    from st_search_r3.training.config import SearchR3SFTConfig, parse_config
+
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("configs", nargs="+", type=Path)
+    for path in parser.parse_args(argv).configs:
+        config, args = parse_config((SearchR3SFTConfig, SentenceTransformerTrainingArguments), path, "", [])
+        ids, sizes = {}, {}
+        for source in config.sources:
+            triplets = load_from_disk(str(config.root() / source / "train_triplets"))
+            ids[source] = [f"{q} {n}" for q, n in zip(triplets["query_id"], triplets["negative_id"])]
+            sizes[source] = len(triplets)
+        rows = draw_rows(sizes, config.source_weights, config.max_train_pairs, args.seed)
+        draw = {"sizes": sizes, "rows_sha256": rows_sha256(rows), "ids_sha256": ids_sha256(rows, ids)}
+        built = data_sha256(data_fingerprint(config.root(), config.sources))
+        print(json.dumps({"config": str(path), "data_sha256": built, "draw": draw}, indent=2))
+
+
+if __name__ == "__main__":
+    main()
