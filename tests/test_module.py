@@ -7,7 +7,7 @@ from sentence_transformers import SentenceTransformer
 from transformers import LogitsProcessor, LogitsProcessorList
 
 from st_search_r3 import EMBED_TOKEN, SearchR3
-from st_search_r3.embedding import decoder, last_token_embedding, left_pad
+from st_search_r3.embedding import last_token_embedding, left_pad
 
 
 def cosines(a, b) -> np.ndarray:

@@ -115,11 +115,11 @@ def test_without_config_the_scripts_read_their_cpu_default():
     from st_search_r3.training.config import SearchR3RLConfig, SearchR3SFTConfig, parse_config
 
     config, args = parse_config((SearchR3RLConfig, GRPOConfig), ROOT / "train/configs/rl.yaml", "", argv=[])
-    assert args.use_cpu and not args.bf16 and config.model == "search-r3"
+    assert args.use_cpu and not args.bf16 and config.model == "runs/sft_info/final", "the recipe's stage-1 model"
     config, args = parse_config(
         (SearchR3SFTConfig, SentenceTransformerTrainingArguments),
-        ROOT / "train/configs/sft.yaml",
+        ROOT / "train/configs/sft_all.yaml",
         "",
         argv=["--lora_r", "4"],
     )
-    assert args.use_cpu and config.lora_r == 4 and config.sources == ["wordnet", "debian", "pycode"]
+    assert args.use_cpu and config.lora_r == 4 and config.sources == SearchR3SFTConfig().sources

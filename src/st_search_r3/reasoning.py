@@ -6,8 +6,12 @@ from __future__ import annotations
 import hashlib
 
 import torch
-from transformers import GenerationConfig, LogitsProcessorList, NoRepeatNGramLogitsProcessor
-from transformers import RepetitionPenaltyLogitsProcessor
+from transformers import (
+    GenerationConfig,
+    LogitsProcessorList,
+    NoRepeatNGramLogitsProcessor,
+    RepetitionPenaltyLogitsProcessor,
+)
 
 from st_search_r3.reasoning_memory import Trace
 
@@ -65,7 +69,7 @@ def reasoning_lengths(generated: torch.Tensor, stop_ids: list[int]) -> torch.Ten
 def traces(generated: torch.Tensor, lengths: torch.Tensor) -> list[Trace]:
     """Each row's reasoning and the token that ended it (``None`` when the budget ran out)."""
     return [
-        Trace(tuple(row[:length].tolist()), int(row[length]) if length < len(row) else None)
+        Trace(row[:length].tolist(), int(row[length]) if length < len(row) else None)
         for row, length in zip(generated, lengths.tolist())
     ]
 

@@ -100,8 +100,8 @@ class CorpusIndex:
 
         Returns:
             ``refreshed`` (documents re-encoded), ``rebuilt`` (1 on the first build), ``drift`` and
-            ``drift_max``: mean and largest ``1 - cos(cached, fresh)`` over the re-encoded documents, and ``staleness``: mean
-            steps since each document's vector was computed, after the refresh.
+            ``drift_max``: mean and largest ``1 - cos(cached, fresh)`` over the re-encoded documents, and
+            ``staleness``: mean steps since each document's vector was computed, after the refresh.
         """
         if self.vectors is None:
             self.build(step)

@@ -84,27 +84,23 @@ def load_training_set(config: SearchR3SFTConfig, model: SentenceTransformer, see
             desc="cutting documents",
         )
     with_reasoning = triplets.select(range(min(config.reasoning_queries, len(triplets))))
-    direct = triplets.select(list(range(len(with_reasoning), len(triplets)))).select_columns(
-        ["anchor", "positive", "negative"]
-    )
+    direct = triplets.select(range(len(with_reasoning), len(triplets)))
     if len(with_reasoning) and config.reasoning_targets == "best_of_n":
         tag = f"{config.reasoning_sampler}: greedy + {config.reasoning_samples} at T={config.sampling_temperature}"
         chosen = best_of_n(model, with_reasoning, cache_path(config.root(), model[0], tag), config)
         rejected = [i for i, reasoning in enumerate(chosen) if reasoning is None]
-        direct = concatenate_datasets([direct, with_reasoning.select(rejected).select_columns(direct.column_names)])
+        direct = concatenate_datasets([direct, with_reasoning.select(rejected)])
         kept = [i for i, reasoning in enumerate(chosen) if reasoning is not None]
         with_reasoning = with_reasoning.select(kept)
-        with_reasoning = with_reasoning.remove_columns("reasoning").add_column("reasoning", [chosen[i] for i in kept])
+        pairs = [[query, chosen[i]] for query, i in zip(with_reasoning["anchor"], kept)]
+    elif len(with_reasoning):
+        # bf16 weights reason about twice as fast on CPU; these texts are data, not vectors to compare.
+        module = SearchR3(config.base_model, max_reasoning_tokens=config.max_reasoning_tokens, precision="bfloat16")
+        reasoning = cache_reasoning(module, with_reasoning["anchor"], cache_path(config.root(), module))
+        del module
+        pairs = [[query, reasoning[query]] for query in with_reasoning["anchor"]]
     parts = {"direct": direct} if len(direct) else {}
     if len(with_reasoning):
-        if config.reasoning_targets == "best_of_n":
-            pairs = [list(pair) for pair in zip(with_reasoning["anchor"], with_reasoning["reasoning"])]
-        else:
-            # bf16 weights reason about twice as fast on CPU; these texts are data, not vectors to compare.
-            module = SearchR3(config.base_model, max_reasoning_tokens=config.max_reasoning_tokens, precision="bfloat16")
-            reasoning = cache_reasoning(module, with_reasoning["anchor"], cache_path(config.root(), module))
-            del module
-            pairs = [[query, reasoning[query]] for query in with_reasoning["anchor"]]
         parts["reasoning"] = with_reasoning.remove_columns("anchor").add_column("anchor", pairs)
         parts["reasoning"] = parts["reasoning"].select_columns(["anchor", "positive", "negative"])
     return DatasetDict(parts), draw

@@ -1,0 +1,233 @@
+"""Writes docs/evaluation.md and the README's headline table from the committed results in benchmarks/results/.
+
+    python benchmarks/evaluation_doc.py          # or: make docs
+    python benchmarks/evaluation_doc.py --check  # exit 1 if either file is not what the results give
+
+Nothing here is typed by hand: every figure comes from a results file, named beside its table with the command
+that wrote it.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from pathlib import Path
+
+ROOT = Path(__file__).parent.parent
+RESULTS = ROOT / "benchmarks" / "results"
+README = ROOT / "README.md"
+EVALUATION = ROOT / "docs" / "evaluation.md"
+HEADLINE = ("<!-- headline table: written by benchmarks/evaluation_doc.py -->", "<!-- end of headline table -->")
+SHORT = {
+    "SearchR3WordNetRetrieval": "WordNet",
+    "SearchR3DebianRetrieval": "Debian",
+    "SearchR3PythonCodeRetrieval": "Python code",
+    "SearchR3ManPagesRetrieval": "man pages",
+    "SearchR3InfoManualsRetrieval": "info manuals",
+}
+SHIPPED_ROW = "search-r3, reasoning off"
+
+
+def load(name: str) -> dict:
+    return json.loads((RESULTS / name).read_text())
+
+
+def quality_table(results: dict, recall: bool = True) -> str:
+    """nDCG@10 (/ Recall@10) x100 per model and task, and the mean nDCG@10; the shipped model in bold."""
+    rows = results["results"]
+    tasks = list(dict.fromkeys(row["task"] for row in rows))
+    models = list(dict.fromkeys(row["model"] for row in rows))
+    score = {(row["model"], row["task"]): row for row in rows}
+    lines = [
+        "| model | " + " | ".join(SHORT.get(task, task) for task in tasks) + " | mean nDCG@10 |",
+        "|---|" + "---:|" * (len(tasks) + 1),
+    ]
+    for model in models:
+        cells = []
+        for task in tasks:
+            row = score[(model, task)]
+            cell = f"{100 * row['ndcg_at_10']:.1f}"
+            cells.append(f"{cell} / {100 * row['recall_at_10']:.1f}" if recall else cell)
+        mean = 100 * sum(score[(model, task)]["ndcg_at_10"] for task in tasks) / len(tasks)
+        name, total = (f"**{model}** (shipped)", f"**{mean:.1f}**") if model == SHIPPED_ROW else (model, f"{mean:.1f}")
+        lines.append(f"| {name} | " + " | ".join(cells) + f" | {total} |")
+    return "\n".join(lines)
+
+
+def reasoning_table(report: dict) -> str:
+    lines = [
+        "| task | queries | nDCG@10 off | nDCG@10 on | helped / hurt | q/s off | q/s on | looping | self-ended |",
+        "|---|---:|---:|---:|---|---:|---:|---:|---:|",
+    ]
+    for task in report["tasks"]:
+        lines.append(
+            f"| {SHORT.get(task['task'], task['task'])} | {task['queries']} | {100 * task['ndcg_at_10_off']:.1f} | "
+            f"{100 * task['ndcg_at_10_on']:.1f} | {task['better_with_reasoning']} / {task['worse_with_reasoning']} | "
+            f"{task['queries_per_second_off']:.1f} | {task['queries_per_second_on']:.2f} | "
+            f"{100 * task['looping']:.0f}% | {100 * task['self_ended']:.0f}% |"
+        )
+    mean = {key: sum(t[f"ndcg_at_10_{key}"] for t in report["tasks"]) / len(report["tasks"]) for key in ("off", "on")}
+    lines.append(f"\nMean nDCG@10: off {100 * mean['off']:.1f}, on {100 * mean['on']:.1f}.")
+    return "\n".join(lines)
+
+
+def index_table(report: dict) -> str:
+    rows = {(row["model"], row["source"], row["documents"]): row for row in report["sweep"]}
+    lines = [
+        "| source | documents | all-MiniLM-L6-v2 docs/s | search-r3 docs/s | ratio | MiniLM peak MB | search-r3 peak MB |",
+        "|---|---:|---:|---:|---:|---:|---:|",
+    ]
+    for (model, source, documents), mini in rows.items():
+        ours = rows.get(("search-r3", source, documents))
+        if model != "all-MiniLM-L6-v2" or ours is None:
+            continue
+        lines.append(
+            f"| {source} | {documents:,} | {mini['documents_per_s']:.1f} | {ours['documents_per_s']:.1f} | "
+            f"{mini['documents_per_s'] / ours['documents_per_s']:.1f}x | {mini['peak_rss_mb']:.0f} | "
+            f"{ours['peak_rss_mb']:.0f} |"
+        )
+    return "\n".join(lines)
+
+
+def encode_table(report: dict) -> str:
+    lines = [
+        "| precision | batch | search-r3 queries/s (reasoning) | raw `generate` queries/s | vs naive |",
+        "|---|---:|---:|---:|---:|",
+    ]
+    for run in report["runs"]:
+        for batch, row in run["queries"].items():
+            lines.append(
+                f"| {run['precision']} | {batch} | {row['search_r3_queries_per_s']:.2f} | "
+                f"{row['raw_generate_queries_per_s']:.2f} | {row['speedup_vs_naive']:.1f}x |"
+            )
+    return "\n".join(lines)
+
+
+def rl_table(report: dict) -> str:
+    lines = ["| documents | vectors | cached step (s) | re-encode step (s) |", "|---:|---|---:|---:|"]
+    for row in report["rows"]:
+        estimate = "" if row["reencode_measured"] else " (estimated)"
+        lines.append(
+            f"| {row['documents']:,} | {row['vectors']} | {row['step_cached_s']:.1f} | "
+            f"{row['step_reencode_s']:.1f}{estimate} |"
+        )
+    return "\n".join(lines)
+
+
+def evaluation_doc() -> str:
+    test, dev = load("quality_test_info.json"), load("quality_dev_info.json")
+    reasoning = load("reasoning_dev_info.json")
+    index, encode, rl = load("index_speed.json"), load("encode_speed.json"), load("rl_env_speed.json")
+    return f"""# Evaluation
+
+<!-- Written by benchmarks/evaluation_doc.py from benchmarks/results/; edit that script, not this file. -->
+
+All figures were measured on 2-core x86-64 cloud CPUs (AMD EPYC or Intel Xeon with AVX512-BF16, no GPU); the
+machine string of each run is in its results file. Scores are nDCG@10 / Recall@10 x100 on the local tasks
+(see [Tasks](#tasks)); the shipped model runs at its saved settings (reasoning off, `max_seq_length` 160,
+the adapter merged by `st-search-r3 install`).
+
+## Quality, test splits
+
+`{test["command"]}` (`benchmarks/results/quality_test_info.json`)
+
+{quality_table(test)}
+
+![nDCG@10 on the test splits](../benchmarks/results/quality_test_info.png)
+
+## Quality, dev splits
+
+`{dev["command"]}` (`benchmarks/results/quality_dev_info.json`)
+
+{quality_table(dev)}
+
+## Reasoning on and off (dev)
+
+`{reasoning["command"]}` (`benchmarks/results/reasoning_dev_info.json`; {reasoning["model"]}). "Helped / hurt":
+queries whose relevant document ranks better / worse with reasoning. "Looping": a 4-gram repeated 3+ times.
+"Self-ended": the model wrote `<|embed_token|>` itself. Sample traces are in `reasoning_dev_info.md`.
+
+{reasoning_table(reasoning)}
+
+## Indexing speed
+
+`{index["command"]}` (`benchmarks/results/index_speed.json`, {index["machine"]}): documents embedded per second
+through `encode_corpus`, each size in its own process, with its peak resident memory.
+
+{index_table(index)}
+
+![indexing speed](../benchmarks/results/index_speed.png)
+
+## Query speed with reasoning
+
+`python {encode["command"]}` (`benchmarks/results/encode_speed.json`, {encode["machine"]}; {encode["data"]},
+reasoning budget {encode["max_reasoning_tokens"]} tokens). Raw `generate` is plain batched generation with the same
+prompts and stop tokens (the ceiling); naive generates per query, then re-encodes prompt + reasoning.
+
+{encode_table(encode)}
+
+## RL environment speed
+
+`{rl["command"]}` (`benchmarks/results/rl_env_speed.json`, {rl["machine"]}; {rl["corpus"]}): one GRPO step of 2
+queries x 4 sampled reasonings with the cached corpus index against re-encoding the corpus every step. Growth from
+1,000 to 100,000 documents: cached {rl["growth_cached"]:.2f}x, re-encode {rl["growth_reencode"]:.1f}x.
+
+{rl_table(rl)}
+
+## Tasks
+
+| task | query -> document | source | dev | test |
+|---|---|---|---|---|
+| `SearchR3WordNetRetrieval` | definition -> words, hypernyms, usage | WordNet 3.0 | 200 q, 2,000 docs | 300 q, 3,000 docs |
+| `SearchR3DebianRetrieval` | package summary -> long description | Debian 12 package descriptions | 200 q, 1,964 docs | 300 q, 3,000 docs |
+| `SearchR3PythonCodeRetrieval` | first docstring line -> function code | Python 3.11 standard library | 194 q, 194 docs | 300 q, 551 docs |
+| `SearchR3ManPagesRetrieval` | NAME summary -> DESCRIPTION | Linux man-pages 6.03 | 102 q, 102 docs | 131 q, 131 docs |
+| `SearchR3InfoManualsRetrieval` | section title -> section text | GNU info manuals of 13 Debian packages | 96 q, 96 docs | 118 q, 118 docs |
+| `SearchR3WordNetDemo` | definition -> words (ships in the package) | WordNet 3.0 test split sample | - | 40 q, 600 docs |
+
+Splits are disjoint by synset, package group, module, page or section: nothing in test is seen in training,
+not even as a negative. `python -m st_search_r3.data.build` builds them (see [training.md](training.md#data)).
+
+## Commands
+
+```bash
+python -m st_search_r3.data.build                 # once: the tasks' data
+python benchmarks/quality.py --split test         # every baseline on every task (scores cached per revision)
+python benchmarks/reasoning_report.py --split dev # reasoning on vs off, per-query wins and losses, traces
+python benchmarks/index_speed.py                  # documents/s beside all-MiniLM-L6-v2 (make bench-index)
+python benchmarks/encode_speed.py                 # queries/s with reasoning (make bench-speed)
+python benchmarks/rl_env_speed.py                 # RL step time, cached corpus vs re-encoding (make bench-rl-env)
+python benchmarks/evaluation_doc.py               # this page and the README's table, from the results files
+```
+"""
+
+
+def headline() -> str:
+    test = load("quality_test_info.json")
+    return f"{HEADLINE[0]}\n{quality_table(test, recall=False)}\n{HEADLINE[1]}"
+
+
+def readme_with_headline(text: str) -> str:
+    start, end = text.index(HEADLINE[0]), text.index(HEADLINE[1]) + len(HEADLINE[1])
+    return text[:start] + headline() + text[end:]
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--check", action="store_true", help="only check that both files are up to date")
+    args = parser.parse_args(argv)
+    wanted = {EVALUATION: evaluation_doc(), README: readme_with_headline(README.read_text())}
+    stale = [path for path, text in wanted.items() if not path.is_file() or path.read_text() != text]
+    if args.check:
+        for path in stale:
+            print(f"{path.relative_to(ROOT)} is not what benchmarks/results/ gives: run benchmarks/evaluation_doc.py")
+        return 1 if stale else 0
+    for path in stale:
+        path.write_text(wanted[path])
+        print(f"wrote {path.relative_to(ROOT)}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
