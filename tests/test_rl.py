@@ -6,6 +6,7 @@ import sys
 from pathlib import Path
 
 import numpy as np
+import pytest
 from datasets import Dataset
 from sentence_transformers import SentenceTransformer
 
@@ -29,6 +30,7 @@ def run_rl(model_folder, data, output, *extra):
     return subprocess.run(command, capture_output=True, text=True, cwd=ROOT)
 
 
+@pytest.mark.slow
 def test_smoke_config_runs_two_grpo_steps_with_the_cached_corpus(tiny_model, tiny_data, tmp_path):
     tiny_model.save(str(tmp_path / "search-r3"))
     result = run_rl(tmp_path / "search-r3", tiny_data, tmp_path / "run")

@@ -4,6 +4,7 @@ import json
 import subprocess
 import sys
 
+import pytest
 import torch
 from huggingface_hub import constants
 from safetensors.torch import load_file, save_file
@@ -19,6 +20,7 @@ def ship(*arguments) -> subprocess.CompletedProcess:
     return subprocess.run(command, capture_output=True, text=True)
 
 
+@pytest.mark.slow
 def test_stage2_adapter_ships_stacked_on_stage1_and_installs_to_the_rl_model(
     tiny_llm, tiny_data, tmp_path, monkeypatch
 ):

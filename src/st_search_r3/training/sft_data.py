@@ -45,7 +45,7 @@ def build_model(config: SearchR3SFTConfig) -> SentenceTransformer:
             trainable_token_indices={"embed_tokens": [module.embed_token_id]},
         )
         module.auto_model = get_peft_model(module.auto_model, lora)
-    # Recorded in the adapter's config: the name, not this machine's cache path, finds the base again.
+    # Recorded in the adapter's config: the name, not a local cache path, finds the base again.
     module.auto_model.peft_config["default"].base_model_name_or_path = config.base_model
     return SentenceTransformer(modules=[module], similarity_fn_name="cosine")
 
