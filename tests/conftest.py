@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import json
 import os
+import subprocess
+import sys
 from pathlib import Path
 
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
@@ -21,6 +23,14 @@ from st_search_r3.data.demo import demo_split
 from st_search_r3.data.mining import mine_hard_negatives
 
 FIXTURES = Path(__file__).parent / "fixtures"
+ROOT = Path(__file__).parent.parent
+
+
+def run_train_script(script: str, config: str, *arguments) -> subprocess.CompletedProcess:
+    """Runs ``train/<script>`` with ``train/configs/<config>`` and the given ``--field value`` arguments."""
+    command = [sys.executable, str(ROOT / "train" / script), "--config", str(ROOT / "train" / "configs" / config)]
+    return subprocess.run([*command, *map(str, arguments)], capture_output=True, text=True, cwd=ROOT)
+
 
 CHATML = (
     "{% for message in messages %}{{'<|im_start|>' + message['role'] + '\n' + message['content'] + '<|im_end|>\n'}}"

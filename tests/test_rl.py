@@ -1,8 +1,6 @@
 from __future__ import annotations
 
 import json
-import subprocess
-import sys
 from pathlib import Path
 
 import numpy as np
@@ -10,24 +8,15 @@ import pytest
 from datasets import Dataset
 from sentence_transformers import SentenceTransformer
 
+from tests.conftest import run_train_script
+
 ROOT = Path(__file__).parent.parent
 
 
 def run_rl(model_folder, data, output, *extra):
-    command = [
-        sys.executable,
-        str(ROOT / "train/rl.py"),
-        "--config",
-        str(ROOT / "train/configs/rl_smoke.yaml"),
-        "--model",
-        str(model_folder),
-        "--data_dir",
-        str(data),
-        "--output_dir",
-        str(output),
-        *extra,
-    ]
-    return subprocess.run(command, capture_output=True, text=True, cwd=ROOT)
+    return run_train_script(
+        "rl.py", "rl_smoke.yaml", "--model", model_folder, "--data_dir", data, "--output_dir", output, *extra
+    )
 
 
 @pytest.mark.slow

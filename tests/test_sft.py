@@ -11,26 +11,16 @@ from huggingface_hub import constants
 from sentence_transformers import SentenceTransformer
 
 from st_search_r3.install import install
+from tests.conftest import run_train_script
 
 ROOT = Path(__file__).parent.parent
 FIXTURES = Path(__file__).parent / "fixtures"
 
 
 def run_sft(tiny_llm, data, output, *extra):
-    command = [
-        sys.executable,
-        str(ROOT / "train/sft.py"),
-        "--config",
-        str(ROOT / "train/configs/sft_smoke.yaml"),
-        "--base_model",
-        tiny_llm,
-        "--data_dir",
-        str(data),
-        "--output_dir",
-        str(output),
-        *extra,
-    ]
-    return subprocess.run(command, capture_output=True, text=True, cwd=ROOT)
+    return run_train_script(
+        "sft.py", "sft_smoke.yaml", "--base_model", tiny_llm, "--data_dir", data, "--output_dir", output, *extra
+    )
 
 
 @pytest.mark.slow
