@@ -377,3 +377,20 @@ def test_long_texts_are_cut_before_they_are_tokenized_whole(tiny_model, texts):
 
     cost(short)  # warm-up
     assert cost(huge) < 2 * cost(short) + 0.01
+
+
+def test_normalize_off_gives_the_same_directions_unscaled(tiny_llm, texts):
+    raw = SentenceTransformer(modules=[SearchR3(tiny_llm, max_seq_length=192, max_reasoning_tokens=8, normalize=False)])
+    unit = SentenceTransformer(modules=[SearchR3(tiny_llm, max_seq_length=192, max_reasoning_tokens=8)])
+    unscaled = raw.encode_document(texts["documents"])
+    assert not np.allclose(np.linalg.norm(unscaled, axis=1), 1.0)
+    assert cosines(unscaled, unit.encode_document(texts["documents"])).min() > 0.9999
+
+
+@pytest.mark.parametrize(
+    "setting, value, error",
+    [("max_reasoning_tokens", 0, ValueError), ("precision", "fp8", ValueError), ("reasoning", "yes", TypeError)],
+)
+def test_settings_out_of_range_are_named(tiny_llm, setting, value, error):
+    with pytest.raises(error, match=setting):
+        SearchR3(tiny_llm, **{setting: value})

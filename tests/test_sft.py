@@ -170,3 +170,17 @@ def test_source_weights_repeat_or_subsample_a_source(tiny_data):
     assert sum(half.values()) == round(0.5 * total) and not set(half) - set(once)
     with pytest.raises(ValueError, match="source_weights"):
         load_triplets(replace(config, source_weights=[1.0, 1.0]))
+
+
+def test_build_model_applies_the_lora_shape_of_the_config(tiny_llm):
+    from st_search_r3.training.config import SearchR3SFTConfig
+    from st_search_r3.training.sft_data import build_model
+
+    config = SearchR3SFTConfig(
+        base_model=tiny_llm, max_seq_length=256, lora_r=2, lora_alpha=4, lora_dropout=0.1, attn_implementation="sdpa"
+    )
+    module = build_model(config)[0]
+    lora = module.auto_model.peft_config["default"]
+    assert (lora.r, lora.lora_alpha, lora.lora_dropout) == (2, 4, 0.1)
+    assert module.auto_model.get_base_model().config._attn_implementation in ("sdpa", "search_r3_packed")
+    assert lora.base_model_name_or_path == tiny_llm
