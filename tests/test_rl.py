@@ -114,3 +114,19 @@ def test_without_config_the_scripts_read_their_cpu_default():
         argv=["--lora_r", "4"],
     )
     assert args.use_cpu and config.lora_r == 4 and config.sources == SearchR3SFTConfig().sources
+
+
+@pytest.mark.slow
+def test_rl_takes_its_environment_from_a_beir_folder(tiny_model, tiny_data, tmp_path):
+    from st_search_r3.data.beir import save_beir
+    from st_search_r3.data.retrieval_split import RetrievalSplit
+
+    tiny_model.save(str(tmp_path / "model"))
+    splits = {name: RetrievalSplit.load(tiny_data / "wordnet" / name) for name in ("train", "dev")}
+    save_beir(tmp_path / "beir", splits)
+    extra = ["--train_data", tmp_path / "beir", "--eval_data", tmp_path / "beir", "--max_steps", "1"]
+    result = run_rl(tmp_path / "model", tmp_path / "no-built-data", tmp_path / "run", *extra)
+    assert result.returncode == 0, result.stderr[-3000:]
+    record = json.loads((tmp_path / "run" / "final" / "training_record.json").read_text())
+    assert record["config"]["train_data"] == str(tmp_path / "beir") and record["steps"] == 1
+    assert any("dev_ndcg@10" in row for row in record["log_history"])

@@ -184,3 +184,39 @@ def test_build_model_applies_the_lora_shape_of_the_config(tiny_llm):
     assert (lora.r, lora.lora_alpha, lora.lora_dropout) == (2, 4, 0.1)
     assert module.auto_model.get_base_model().config._attn_implementation in ("sdpa", "search_r3_packed")
     assert lora.base_model_name_or_path == tiny_llm
+
+
+@pytest.fixture
+def user_data(tiny_data, tmp_path):
+    """A JSONL of triplets and a BEIR folder, as a user brings them (made from the WordNet fixture)."""
+    from datasets import load_from_disk
+
+    from st_search_r3.data.beir import save_beir
+    from st_search_r3.data.retrieval_split import RetrievalSplit
+
+    triplets = load_from_disk(str(tiny_data / "wordnet" / "train_triplets")).select_columns(["anchor", "positive"])
+    triplets.to_json(str(tmp_path / "triplets.jsonl"))
+    splits = {name: RetrievalSplit.load(tiny_data / "wordnet" / name) for name in ("train", "dev")}
+    save_beir(tmp_path / "beir", splits)
+    return tmp_path / "triplets.jsonl", tmp_path / "beir"
+
+
+@pytest.mark.slow
+def test_sft_trains_on_a_users_jsonl_and_evaluates_on_a_beir_folder(tiny_llm, user_data, tmp_path):
+    triplets, beir = user_data
+    extra = ["--train_data", triplets, "--eval_data", beir, "--data_sha256", "null", "--reasoning_queries", "0"]
+    result = run_sft(tiny_llm, tmp_path / "no-built-data", tmp_path / "run", *extra)
+    assert result.returncode == 0, result.stderr[-3000:]
+    record = json.loads((tmp_path / "run" / "final" / "training_record.json").read_text())
+    assert record["draw"]["sizes"] == {str(triplets): len(triplets.read_text().splitlines())}
+    assert any("eval_beir-dev_cosine_ndcg@10" in row for row in record["log_history"]), "the BEIR dev split scored"
+    assert len(record["data_sha256"]) == 64
+
+
+def test_bad_training_rows_stop_the_run_naming_the_row_and_leave_no_model(tiny_llm, tmp_path):
+    bad = tmp_path / "bad.jsonl"
+    bad.write_text('{"anchor": "big cat", "positive": "lion"}\n{"anchor": "sea animal", "positive": ""}\n')
+    result = run_sft(tiny_llm, tmp_path, tmp_path / "run", "--train_data", bad, "--reasoning_queries", "0")
+    assert result.returncode != 0
+    assert f"{bad}, row 1, column 'positive': empty text" in result.stderr
+    assert not (tmp_path / "run" / "final").exists()

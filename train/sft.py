@@ -22,7 +22,7 @@ DEFAULT_CONFIG = Path(__file__).parent / "configs" / "sft_all.yaml"
 def main() -> None:
     config, args = parse_config((SearchR3SFTConfig, SentenceTransformerTrainingArguments), DEFAULT_CONFIG, __doc__)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s: %(message)s", datefmt="%H:%M:%S")
-    data_sha256 = check_data(config.root(), config.sources, config.data_sha256)
+    data_sha256 = check_data(config.root(), config.sources, config.data_sha256, config.train_data)
     model = build_model(config)
     train_dataset, draw = load_training_set(config, model, seed=args.seed)
     loss = SearchR3Loss(
@@ -41,7 +41,7 @@ def main() -> None:
         args=args,
         train_dataset=train_dataset,
         loss=loss,
-        evaluator=dev_evaluator(config.root(), config.eval_task, config.eval_queries),
+        evaluator=dev_evaluator(config, config.eval_queries),
         callbacks=[
             CheckpointEveryMinutes(config.checkpoint_minutes),
             LossTermsCallback(loss),

@@ -1,8 +1,9 @@
 """Builds every retrieval data set: ``python -m st_search_r3.data.build [--out DIR] [--sources ...]``.
 
 For each source: dev and test splits sized for evaluation on two CPU cores, the training split, and
-training triplets with hard negatives mined by all-MiniLM-L6-v2. A ``manifest.json`` per source records
-where the text came from, its license, the seed, the counts and a hash of every file.
+training triplets with hard negatives mined by all-MiniLM-L6-v2 (a ``datasets`` folder, ``train_triplets``, which
+``train/sft.py --train_data`` reads); every split also as a BEIR folder, ``beir/<split>``. A ``manifest.json`` per
+source records where the text came from, its license, the seed, the counts and a hash of every file.
 """
 
 from __future__ import annotations
@@ -17,7 +18,9 @@ from pathlib import Path
 
 from st_search_r3.base_model import home_dir
 from st_search_r3.data import debian, infomanuals, manpages, pycode, wordnet
+from st_search_r3.data.beir import save_beir
 from st_search_r3.data.mining import mine_hard_negatives
+from st_search_r3.data.retrieval_split import SPLITS, RetrievalSplit
 from st_search_r3.data.sources import SOURCES
 
 logger = logging.getLogger(__name__)
@@ -55,6 +58,7 @@ def build_source(name: str, out: Path, seed: int, guide) -> dict:
     counts["train"] = {"queries": len(train.queries), "documents": len(train.corpus)}
     triplets = mine_hard_negatives(train, guide, seed=seed)
     triplets.save_to_disk(str(staging / "train_triplets"))
+    export_beir(staging)
     counts["train_triplets"] = len(triplets)
     manifest = {
         "name": name,
@@ -74,6 +78,13 @@ def build_source(name: str, out: Path, seed: int, guide) -> dict:
     shutil.rmtree(out / name, ignore_errors=True)
     staging.rename(out / name)
     return manifest
+
+
+def export_beir(folder: Path) -> None:
+    """Writes each split of a built source also as a BEIR folder, ``beir/<split>/`` (what ``--eval_data`` and
+    ``train/rl.py --train_data`` read)."""
+    for split in SPLITS:  # one folder per split: a dev query is ranked among the dev corpus only, as in evaluation
+        save_beir(folder / "beir" / split, {split: RetrievalSplit.load(folder / split)})
 
 
 def main(argv: list[str] | None = None) -> None:

@@ -17,7 +17,11 @@ class SearchR3TrainingConfig:
     data_dir: str | None = field(default=None, metadata={"help": "built data (default: $ST_SEARCH_R3_DATA)"})
     lora_r: int = field(default=16, metadata={"help": "LoRA rank (all linear layers)"})
     lora_alpha: int = field(default=32, metadata={"help": "LoRA alpha"})
-    eval_task: str = field(default="wordnet", metadata={"help": "dev split evaluated during training"})
+    eval_task: str = field(default="wordnet", metadata={"help": "built source whose dev split is evaluated"})
+    eval_data: str | None = field(
+        default=None,
+        metadata={"help": "a BEIR folder (corpus.jsonl, queries.jsonl, qrels/dev.tsv) evaluated instead of eval_task"},
+    )
     eval_queries: int = field(default=200, metadata={"help": "dev queries evaluated"})
     checkpoint_minutes: float = field(default=5.0, metadata={"help": "save a checkpoint at least this often"})
     resume: bool = field(
@@ -44,13 +48,20 @@ class SearchR3SFTConfig(SearchR3TrainingConfig):
     )
     sources: list[str] = field(
         default_factory=lambda: ["wordnet", "debian", "pycode", "manpages", "infomanuals_core"],
-        metadata={"help": "built training sets to mix (folders under data_dir)"},
+        metadata={"help": "built training sets to mix (their train_triplets under data_dir), unless train_data is set"},
+    )
+    train_data: list[str] | None = field(
+        default=None,
+        metadata={
+            "help": "your training sets instead of sources: JSONL/CSV/Parquet files, dataset folders or hub ids with "
+            "columns anchor, positive[, negative] (or the first text columns in that order)"
+        },
     )
     source_weights: list[float] | None = field(
         default=None,
         metadata={
-            "help": "per source, in the order of sources: how many times its triplets enter the mix before the "
-            "shuffle (None: once each, so sources mix by size; 0.1 takes a random tenth, 2 every triplet twice)"
+            "help": "per training set, in order: how many times its triplets enter the mix before the shuffle "
+            "(None: once each, so sets mix by size; 0.1 takes a random tenth, 2 every triplet twice)"
         },
     )
     max_train_pairs: int = field(default=4000, metadata={"help": "triplets drawn from the mixed training sets"})
@@ -127,13 +138,15 @@ class SearchR3SFTConfig(SearchR3TrainingConfig):
     )
 
     def __post_init__(self) -> None:
+        if self.data_sha256 in ("null", "None", ""):  # the command line spells "no check" as in the YAML files
+            self.data_sha256 = None
         if self.reasoning_targets not in ("base", "best_of_n"):
             raise ValueError(f"reasoning_targets must be 'base' or 'best_of_n', got {self.reasoning_targets!r}")
         if self.reasoning_sampler not in ("base", "model"):
             raise ValueError(f"reasoning_sampler must be 'base' or 'model', got {self.reasoning_sampler!r}")
-        weights = self.source_weights
-        if weights is not None and (len(weights) != len(self.sources) or any(w < 0 for w in weights)):
-            raise ValueError(f"source_weights needs one weight >= 0 per source {self.sources}, got {weights}")
+        weights, sets = self.source_weights, self.train_data or self.sources
+        if weights is not None and (len(weights) != len(sets) or any(w < 0 for w in weights)):
+            raise ValueError(f"source_weights needs one weight >= 0 per training set {sets}, got {weights}")
         if self.max_train_pairs < 1 or self.reasoning_queries < 0:
             raise ValueError("max_train_pairs must be >= 1 and reasoning_queries >= 0")
 
@@ -143,7 +156,11 @@ class SearchR3RLConfig(SearchR3TrainingConfig):
     """Stage 2: what to train with which environment; the trainer's knobs are TRL's ``GRPOConfig``."""
 
     model: str = field(default="search-r3", metadata={"help": "the search-r3 model to improve (name or folder)"})
-    source: str = field(default="wordnet", metadata={"help": "training queries and corpus from this source"})
+    source: str = field(default="wordnet", metadata={"help": "training queries and corpus from this built source"})
+    train_data: str | None = field(
+        default=None,
+        metadata={"help": "a BEIR folder (corpus.jsonl, queries.jsonl, qrels/train.tsv) to use instead of source"},
+    )
     train_queries: int = field(default=512, metadata={"help": "training queries drawn from its train split"})
     corpus_size: int = field(default=2000, metadata={"help": "their relevant documents plus distractors"})
     refresh_size: int = field(default=32, metadata={"help": "documents of the rolling slice re-encoded per step"})

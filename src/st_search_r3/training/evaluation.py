@@ -2,8 +2,11 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 from sentence_transformers.sentence_transformer.evaluation import InformationRetrievalEvaluator
 
+from st_search_r3.data.beir import load_beir
 from st_search_r3.data.retrieval_split import RetrievalSplit
 
 
@@ -36,10 +39,14 @@ class DevRetrievalEvaluator(InformationRetrievalEvaluator):
 
 
 def dev_evaluator(
-    root, task: str, num_queries: int, num_documents: int | None = None, reasoning: bool = False
+    config, num_queries: int, num_documents: int | None = None, reasoning: bool = False
 ) -> DevRetrievalEvaluator:
-    """The evaluator of ``num_queries`` queries of ``task``'s dev split among ``num_documents`` of its
-    documents (all by default), drawn with seed 0 so that every evaluation sees the same sample."""
-    split = RetrievalSplit.load(root / task / "dev")
+    """The evaluator of ``num_queries`` dev queries among ``num_documents`` documents (all by default), drawn
+    with seed 0 so that every evaluation sees the same sample: from ``config.eval_data`` (a BEIR folder's
+    ``qrels/dev.tsv``) if set, else from the built ``config.eval_task``'s dev split."""
+    if config.eval_data:
+        split, name = load_beir(config.eval_data, "dev"), Path(config.eval_data).name
+    else:
+        split, name = RetrievalSplit.load(config.root() / config.eval_task / "dev"), config.eval_task
     split = split.sample(num_queries, num_documents or len(split.corpus), seed=0)
-    return DevRetrievalEvaluator(split, name=f"{task}-dev", reasoning=reasoning)
+    return DevRetrievalEvaluator(split, name=f"{name}-dev", reasoning=reasoning)

@@ -18,6 +18,8 @@ from pathlib import Path
 
 import numpy as np
 
+from st_search_r3.training.train_data import data_files_sha256
+
 
 def data_fingerprint(root: Path, sources: list[str]) -> dict[str, str]:
     """The sha256 of every training file of ``sources``, from their build manifests."""
@@ -36,15 +38,22 @@ def data_sha256(fingerprint: dict[str, str]) -> str:
     return hashlib.sha256(json.dumps(fingerprint, sort_keys=True).encode()).hexdigest()
 
 
-def check_data(root: Path, sources: list[str], expected: str | None) -> str:
-    """The built data's :func:`data_sha256`; raises ``ValueError`` when it is not ``expected`` (``None``: any)."""
-    actual = data_sha256(data_fingerprint(root, sources))
+def check_data(root: Path, sources: list[str], expected: str | None, train_data: list[str] | None = None) -> str:
+    """The training data's :func:`data_sha256` (of the built ``sources`` under ``root``, or of the ``train_data``
+    files); raises ``ValueError`` when it is not ``expected`` (``None``: any)."""
+    if train_data:
+        actual = data_sha256({spec: data_files_sha256(spec) for spec in train_data})
+        rebuild = "Check the files given as --train_data"
+    else:
+        actual = data_sha256(data_fingerprint(root, sources))
+        rebuild = (
+            f"Rebuild it with `python -m st_search_r3.data.build --sources {' '.join(sources)}` (seed 0, Debian 12 "
+            "archives, the Python of the recipe)"
+        )
     if expected is not None and actual != expected:
         raise ValueError(
-            f"The training data under {root} is not the data this recipe was made on (data_sha256 {actual}, the "
-            f"recipe pins {expected}). Rebuild it with `python -m st_search_r3.data.build --sources "
-            f"{' '.join(sources)}` (seed 0, Debian 12 archives, the Python of the recipe), or pass "
-            "`--data_sha256 null` to train on the data you have."
+            f"The training data is not the data this recipe was made on (data_sha256 {actual}, the recipe pins "
+            f"{expected}). {rebuild}, or pass `--data_sha256 null` to train on the data you have."
         )
     return actual
 

@@ -10,13 +10,14 @@ from pathlib import Path
 import numpy as np
 import torch
 import torch.nn.functional as F
-from datasets import Dataset, DatasetDict, concatenate_datasets, load_from_disk
+from datasets import Dataset, DatasetDict, concatenate_datasets
 from sentence_transformers import SentenceTransformer
 
 from st_search_r3.module import SearchR3
 from st_search_r3.training.config import SearchR3SFTConfig
 from st_search_r3.training.reasoning_cache import cache_path, cache_reasoning
 from st_search_r3.training.recipe import draw_rows, ids_sha256, rows_sha256
+from st_search_r3.training.train_data import COLUMNS, TrainDataError, load_pairs, row_ids
 
 logger = logging.getLogger(__name__)
 
@@ -79,6 +80,7 @@ def load_training_set(config: SearchR3SFTConfig, model: SentenceTransformer, see
             lambda rows: {
                 column: cut_to_tokens(rows[column], tokenizer, config.max_document_tokens)
                 for column in ("positive", "negative")
+                if column in rows
             },
             batched=True,
             desc="cutting documents",
@@ -102,7 +104,7 @@ def load_training_set(config: SearchR3SFTConfig, model: SentenceTransformer, see
     parts = {"direct": direct} if len(direct) else {}
     if len(with_reasoning):
         parts["reasoning"] = with_reasoning.remove_columns("anchor").add_column("anchor", pairs)
-        parts["reasoning"] = parts["reasoning"].select_columns(["anchor", "positive", "negative"])
+        parts["reasoning"] = parts["reasoning"].select_columns(direct.column_names)
     return DatasetDict(parts), draw
 
 
@@ -117,7 +119,7 @@ def best_of_n(
     where the embedding-trained adapter's has drifted, or by the model itself (``"model"``).
 
     "Ranks better" is the margin of the positive over the most similar other document of the pool (every
-    triplet's positive and negative): continuous where ranks tie at 1. Query vectors are what inference
+    triplet's positive and negative, if any): continuous where ranks tie at 1. Query vectors are what inference
     computes (fused with the direct view when ``fuse_direct_embedding`` is on). Samples are drawn once into
     ``cache`` (bf16 autocast: these are texts to choose from, not vectors to compare).
     """
@@ -146,7 +148,8 @@ def best_of_n(
                 vectors.append(F.normalize(module(features, **kwargs)["sentence_embedding"].float(), dim=-1))
         return torch.cat(vectors)
 
-    pool = embed(list(triplets["positive"]) + list(triplets["negative"]), task="document")
+    documents = [column for column in ("positive", "negative") if column in triplets.column_names]
+    pool = embed([text for column in documents for text in triplets[column]], task="document")
     own = torch.arange(len(queries))
 
     def margins(anchors: torch.Tensor) -> torch.Tensor:
@@ -189,24 +192,33 @@ def cut_to_tokens(texts: list[str], tokenizer, max_tokens: int) -> list[str]:
     return [text if len(row) <= max_tokens else tokenizer.decode(row[:max_tokens]) for text, row in zip(texts, ids)]
 
 
-def load_triplets(config: SearchR3SFTConfig, seed: int = 0) -> tuple[Dataset, dict]:
-    """``(anchor, positive, negative)`` rows mixed from the sources (each repeated or subsampled by its
-    ``config.source_weights``), shuffled and capped (:func:`~st_search_r3.training.recipe.draw_rows`), and the
-    draw's record: the sources' sizes and the hashes of the drawn rows and of their ids."""
-    triplets = {}
-    for source in config.sources:
-        folder = config.root() / source / "train_triplets"
+def training_sets(config: SearchR3SFTConfig) -> dict[str, str]:
+    """Name to location of each training set: ``config.train_data`` as given, else each built source's triplets."""
+    if config.train_data:
+        return {spec: spec for spec in config.train_data}
+    sets = {source: config.root() / source / "train_triplets" for source in config.sources}
+    for folder in sets.values():
         if not folder.is_dir():
             raise FileNotFoundError(f"{folder} is missing: build the data first: python -m st_search_r3.data.build")
-        triplets[source] = load_from_disk(str(folder))
-    rows = draw_rows({s: len(t) for s, t in triplets.items()}, config.source_weights, config.max_train_pairs, seed)
-    ids = {s: [f"{q} {n}" for q, n in zip(t["query_id"], t["negative_id"])] for s, t in triplets.items()}
+    return {name: str(folder) for name, folder in sets.items()}
+
+
+def load_triplets(config: SearchR3SFTConfig, seed: int = 0) -> tuple[Dataset, dict]:
+    """``(anchor, positive[, negative])`` rows mixed from the training sets (each repeated or subsampled by its
+    ``config.source_weights``), shuffled and capped (:func:`~st_search_r3.training.recipe.draw_rows`), and the
+    draw's record: the sets' sizes and the hashes of the drawn rows and of their ids."""
+    triplets = {name: load_pairs(location) for name, location in training_sets(config).items()}
+    columns = [column for column in COLUMNS if column in next(iter(triplets.values())).column_names]
+    for name, rows in triplets.items():
+        if [column for column in COLUMNS if column in rows.column_names] != columns:
+            raise TrainDataError(f"{name}: columns {rows.column_names}, but the first training set has {columns}")
+    sizes = {name: len(rows) for name, rows in triplets.items()}
+    drawn = draw_rows(sizes, config.source_weights, config.max_train_pairs, seed)
     draw = {
-        "sizes": {s: len(t) for s, t in triplets.items()},
-        "rows_sha256": rows_sha256(rows),
-        "ids_sha256": ids_sha256(rows, ids),
+        "sizes": sizes,
+        "rows_sha256": rows_sha256(drawn),
+        "ids_sha256": ids_sha256(drawn, {name: row_ids(rows) for name, rows in triplets.items()}),
     }
-    offsets = dict(zip(triplets, np.cumsum([0, *map(len, triplets.values())]).tolist()))
-    everything = concatenate_datasets([t.select_columns(["anchor", "positive", "negative"]) for t in triplets.values()])
-    mixed = everything.select([offsets[source] + row for source, row in rows])
-    return mixed, draw
+    offsets = dict(zip(triplets, np.cumsum([0, *sizes.values()]).tolist()))
+    everything = concatenate_datasets([rows.select_columns(columns) for rows in triplets.values()])
+    return everything.select([offsets[name] + row for name, row in drawn]), draw
