@@ -15,7 +15,7 @@ import pytest
 import torch
 from sentence_transformers import SentenceTransformer
 from tokenizers import Tokenizer, decoders, models, pre_tokenizers, trainers
-from transformers import LlamaConfig, LlamaForCausalLM, PreTrainedTokenizerFast
+from transformers import PreTrainedTokenizerFast
 
 from st_search_r3 import SearchR3
 from st_search_r3.data import wordnet
@@ -38,8 +38,38 @@ CHATML = (
 )
 
 
-def build_tiny_llm(folder: str, seed: int = 0) -> str:
-    """Saves a 2-layer Llama (hidden 64) and a byte-level BPE tokenizer trained on real WordNet text."""
+def tiny_config(architecture: str, tokenizer, tied: bool):
+    """A 2-layer config (hidden 64) of ``architecture`` for ``tokenizer``."""
+    import transformers
+
+    classes = {
+        "llama": ("LlamaConfig", "LlamaForCausalLM"),
+        "qwen2": ("Qwen2Config", "Qwen2ForCausalLM"),
+        "gemma": ("GemmaConfig", "GemmaForCausalLM"),
+        "gemma2": ("Gemma2Config", "Gemma2ForCausalLM"),
+        "phi3": ("Phi3Config", "Phi3ForCausalLM"),
+    }
+    config_class, model_class = (getattr(transformers, name) for name in classes[architecture])
+    config = config_class(
+        vocab_size=len(tokenizer),
+        hidden_size=64,
+        intermediate_size=128,
+        num_hidden_layers=2,
+        num_attention_heads=4,
+        num_key_value_heads=2,
+        head_dim=16,
+        max_position_embeddings=1024,
+        tie_word_embeddings=tied,
+        bos_token_id=tokenizer.bos_token_id,
+        eos_token_id=tokenizer.eos_token_id,
+        pad_token_id=tokenizer.pad_token_id,
+    )
+    return config, model_class
+
+
+def build_tiny_llm(folder: str, seed: int = 0, architecture: str = "llama", tied: bool = True) -> str:
+    """Saves a 2-layer causal LM (hidden 64; Llama by default) and a byte-level BPE tokenizer with a ChatML
+    template, trained on real WordNet text."""
     split = demo_split()
     texts = list(split.corpus.values()) + list(split.queries.values())
     backend = Tokenizer(models.BPE())
@@ -60,20 +90,8 @@ def build_tiny_llm(folder: str, seed: int = 0) -> str:
     )
     tokenizer.chat_template = CHATML
     torch.manual_seed(seed)
-    config = LlamaConfig(
-        vocab_size=len(tokenizer),
-        hidden_size=64,
-        intermediate_size=128,
-        num_hidden_layers=2,
-        num_attention_heads=4,
-        num_key_value_heads=2,
-        max_position_embeddings=1024,
-        tie_word_embeddings=True,
-        bos_token_id=tokenizer.bos_token_id,
-        eos_token_id=tokenizer.eos_token_id,
-        pad_token_id=tokenizer.pad_token_id,
-    )
-    LlamaForCausalLM(config).save_pretrained(folder)
+    config, model_class = tiny_config(architecture, tokenizer, tied)
+    model_class(config).save_pretrained(folder)
     tokenizer.save_pretrained(folder)
     return folder
 
