@@ -1,5 +1,6 @@
 from __future__ import annotations
 
+import pytest
 import torch
 
 from st_search_r3.embedding import left_pad, position_ids_from_mask
@@ -34,11 +35,15 @@ def test_common_prefix_length_counts_shared_real_tokens_and_leaves_one():
     assert common_prefix_length(ids, mask) == 0
 
 
-def test_shared_prefix_hidden_states_equal_the_full_pass_with_the_same_gradients(tiny_model, texts):
+@pytest.mark.parametrize("checkpointing", [False, True], ids=["plain", "gradient-checkpointing"])
+def test_shared_prefix_hidden_states_equal_the_full_pass_with_the_same_gradients(tiny_model, texts, checkpointing):
     from st_search_r3.embedding import common_prefix_length, final_hidden_states, shared_prefix_hidden_states
 
     module = tiny_model[0]
     model = module.auto_model
+    if checkpointing:  # the KV cache is off under gradient checkpointing: the prefix then runs per row
+        model.gradient_checkpointing_enable()
+        model.train()
     features = module.preprocess(texts["documents"], task="document")
     ids, mask = features["input_ids"], features["attention_mask"]
     prefix = common_prefix_length(ids, mask)

@@ -105,3 +105,19 @@ def test_two_installs_at_once_both_succeed_and_leave_one_complete_snapshot(tiny_
     assert [p.name for p in snapshots.iterdir()] == [Path(folders.pop()).name]
     model = SentenceTransformer(str(next(snapshots.iterdir())), trust_remote_code=True)
     assert np.isfinite(model.encode_document(["a wild cat"])).all()
+
+
+def test_a_training_runs_adapter_resolves_to_its_own_snapshot_and_keeps_the_default(tiny_llm, hub_cache, tmp_path):
+    from peft import LoraConfig, get_peft_model
+
+    from st_search_r3 import SearchR3
+    from st_search_r3.install import resolve_model
+
+    default = install(tiny_llm)
+    module = SearchR3(tiny_llm, max_seq_length=256, max_reasoning_tokens=8)
+    module.auto_model = get_peft_model(module.auto_model, LoraConfig(r=2, target_modules="all-linear"))
+    module.auto_model.peft_config["default"].base_model_name_or_path = tiny_llm
+    SentenceTransformer(modules=[module]).save(str(tmp_path / "run-final"))
+    folder = Path(resolve_model(str(tmp_path / "run-final")))
+    assert folder != default and (folder / "modules.json").is_file() and not (folder / "adapter_config.json").exists()
+    assert (hub_cache / "models--sentence-transformers--search-r3" / "refs" / "main").read_text() == default.name

@@ -1,6 +1,8 @@
 from __future__ import annotations
 
 import json
+import subprocess
+import sys
 from pathlib import Path
 
 import numpy as np
@@ -130,3 +132,40 @@ def test_rl_takes_its_environment_from_a_beir_folder(tiny_model, tiny_data, tmp_
     record = json.loads((tmp_path / "run" / "final" / "training_record.json").read_text())
     assert record["config"]["train_data"] == str(tmp_path / "beir") and record["steps"] == 1
     assert any("dev_ndcg@10" in row for row in record["log_history"])
+
+
+@pytest.mark.parametrize("name", ["sft_qwen2.5-1.5b.yaml", "rl_qwen2.5-1.5b.yaml"])
+def test_gpu_configs_name_only_real_fields_and_ask_for_bf16(name):
+    """TrainingArguments refuses bf16 without a GPU, so the configs are checked field by field here."""
+    import dataclasses
+
+    import yaml
+    from sentence_transformers import SentenceTransformerTrainingArguments
+    from trl import GRPOConfig
+
+    from st_search_r3.training.config import SearchR3RLConfig, SearchR3SFTConfig
+
+    ours, trainer = (
+        (SearchR3RLConfig, GRPOConfig)
+        if name.startswith("rl")
+        else (SearchR3SFTConfig, SentenceTransformerTrainingArguments)
+    )
+    config = yaml.safe_load((ROOT / "train" / "configs" / "gpu" / name).read_text())
+    fields = {kind: {field.name for field in dataclasses.fields(kind)} for kind in (ours, trainer)}
+    assert set(config) <= fields[ours] | fields[trainer], set(config) - fields[ours] - fields[trainer]
+    assert config["bf16"] and config["gradient_checkpointing"] and not config.get("use_cpu")
+    settings = ours(**{key: value for key, value in config.items() if key in fields[ours]})
+    if name.startswith("rl"):
+        assert config["use_vllm"] and config["max_completion_length"] == 129
+    else:
+        assert settings.base_model == "Qwen/Qwen2.5-1.5B-Instruct" and settings.attn_implementation == "sdpa"
+
+
+def test_gpu_smoke_says_so_where_there_is_no_gpu():
+    import os
+
+    env = {**os.environ, "CUDA_VISIBLE_DEVICES": ""}
+    result = subprocess.run(
+        [sys.executable, str(ROOT / "benchmarks" / "gpu_smoke.py")], capture_output=True, text=True, env=env
+    )
+    assert result.returncode == 2 and "No CUDA device here" in result.stdout

@@ -122,13 +122,14 @@ def shared_prefix_hidden_states(
     real tokens is the same as dropping the first ``prefix_length`` columns and shortening the mask by
     as many columns, so the result stays column-aligned with ``input_ids[:, prefix_length:]``.
     """
-    if prefix_length == 0:
-        return final_hidden_states(model, input_ids, attention_mask)
+    body = decoder(model)
+    if prefix_length == 0 or (body.training and getattr(body, "gradient_checkpointing", False)):
+        # Gradient checkpointing turns the KV cache off (and would replay cache updates), so the prefix runs per row.
+        return final_hidden_states(model, input_ids, attention_mask)[:, prefix_length:]
     width = input_ids.shape[1]
     first_real = width - int(attention_mask[0].sum())
     prefix = input_ids[:1, first_real : first_real + prefix_length]
     rest_mask = attention_mask[:, : width - prefix_length]
-    body = decoder(model)
     cache = body(input_ids=prefix, use_cache=True).past_key_values
     cache.batch_repeat_interleave(len(input_ids))
     output = body(

@@ -82,13 +82,21 @@ def installed_path(base_model: str = DEFAULT_BASE_MODEL, weights: Path | None = 
 
 def resolve_model(name_or_path: str) -> str:
     """A folder to load: ``"search-r3"`` (or its hub id) becomes the installed snapshot, built first if needed,
-    so that loading skips the hub lookup; any other name or path is returned as it is."""
+    so that loading skips the hub lookup; a training run's adapter folder becomes its own merged snapshot (the
+    default ``search-r3`` is left as it is); any other name or path is returned as it is."""
     if name_or_path in (MODEL_NAME, HUB_ID) and not Path(name_or_path).exists():
         return str(install())
+    if (Path(name_or_path) / "adapter_config.json").is_file():
+        return str(install(weights=name_or_path, make_default=False))
     return name_or_path
 
 
-def install(base_model: str = DEFAULT_BASE_MODEL, force: bool = False, weights: str | Path | None = None) -> Path:
+def install(
+    base_model: str = DEFAULT_BASE_MODEL,
+    force: bool = False,
+    weights: str | Path | None = None,
+    make_default: bool = True,
+) -> Path:
     """Builds the default model into the Hugging Face cache, unless it is there already.
 
     Idempotent and atomic: the model is written to a temporary folder next to the snapshot and renamed
@@ -99,6 +107,7 @@ def install(base_model: str = DEFAULT_BASE_MODEL, force: bool = False, weights: 
         force: Rebuild even if the snapshot exists.
         weights: A trained adapter folder (``train/sft.py``'s ``final``), merged into the base. By
             default the adapter shipped in the package, when there is one for ``base_model``.
+        make_default: Point ``refs/main`` at the snapshot, so that the name ``search-r3`` loads it.
 
     Returns:
         The snapshot folder.
@@ -109,7 +118,8 @@ def install(base_model: str = DEFAULT_BASE_MODEL, force: bool = False, weights: 
     snapshot = installed_path(base_model, weights)
     if not force and (snapshot / "modules.json").is_file():
         ref = _repo_dir() / "refs" / "main"
-        if not ref.is_file() or ref.read_text() != snapshot.name:  # every load passes here: no fsync when unchanged
+        # Every load passes here: no fsync when unchanged.
+        if make_default and (not ref.is_file() or ref.read_text() != snapshot.name):
             write_file(ref, snapshot.name)
         return snapshot
     snapshots = snapshot.parent
@@ -126,7 +136,8 @@ def install(base_model: str = DEFAULT_BASE_MODEL, force: bool = False, weights: 
                 replace_folder(staging, snapshot)
             finally:
                 shutil.rmtree(staging, ignore_errors=True)
-        write_file(_repo_dir() / "refs" / "main", snapshot.name)
+        if make_default:
+            write_file(_repo_dir() / "refs" / "main", snapshot.name)
     return snapshot
 
 
