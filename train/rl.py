@@ -14,6 +14,7 @@ from st_search_r3.install import resolve_model
 from st_search_r3.training.callbacks import CheckpointEveryMinutes, CurvesCallback, DevEvaluationCallback
 from st_search_r3.training.checkpoints import resume_checkpoint, train_and_save
 from st_search_r3.training.config import SearchR3RLConfig, parse_config
+from st_search_r3.training.distributed import all_gather, digest
 from st_search_r3.training.evaluation import dev_evaluator
 from st_search_r3.training.grpo_trainer import CORPUS_INDEX_DIR, SearchR3GRPOTrainer
 from st_search_r3.training.rl_data import build_corpus_index, load_rl_data
@@ -50,7 +51,11 @@ def main() -> None:
     dev.trainer = trainer
     model[0].auto_model = trainer.model  # the PEFT model: the final folder gets the adapter only
     record = {"grpo_arguments": args.to_dict()}
-    train_and_save(trainer, model, config, args, checkpoint, record, unit="completions")
+
+    def corpus_per_rank() -> dict:  # the cached corpus must be the same on every process
+        return {"corpus_sha256_per_rank": all_gather(digest(corpus_index.vectors))}
+
+    train_and_save(trainer, model, config, args, checkpoint, record, unit="completions", after_training=corpus_per_rank)
 
 
 if __name__ == "__main__":

@@ -6,6 +6,7 @@ python train/sft.py [--config train/configs/sft_all.yaml] [--any_field value ...
 import logging
 from pathlib import Path
 
+from accelerate import PartialState
 from sentence_transformers import SentenceTransformerTrainer, SentenceTransformerTrainingArguments
 
 from st_search_r3.training.callbacks import CheckpointEveryMinutes, CurvesCallback, LossTermsCallback
@@ -24,7 +25,8 @@ def main() -> None:
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s: %(message)s", datefmt="%H:%M:%S")
     data_sha256 = check_data(config.root(), config.sources, config.data_sha256, config.train_data)
     model = build_model(config)
-    train_dataset, draw = load_training_set(config, model, seed=args.seed)
+    with PartialState().main_process_first():  # reasoning targets are generated once, by the main process
+        train_dataset, draw = load_training_set(config, model, seed=args.seed)
     loss = SearchR3Loss(
         model,
         temperature=config.temperature,

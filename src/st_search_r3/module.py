@@ -262,10 +262,15 @@ class SearchR3(InputModule):
     def forward(
         self, features: dict[str, torch.Tensor], task: str | None = None, reasoning: bool | None = None, **kwargs
     ) -> dict[str, torch.Tensor]:
-        """Sets ``features["sentence_embedding"]`` (float32, one row per text)."""
+        """Sets ``features["sentence_embedding"]`` (float32, one row per text); with gradients, on prompts that end
+        with ``<|embed_token|>`` (training), also ``token_embeddings`` and ``prefix_length`` (see
+        :meth:`_forward_for_training`)."""
         input_ids, attention_mask = features["input_ids"], features["attention_mask"]
+        training = torch.is_grad_enabled() and "answer_mask" in features
         with self._matmul_mode(input_ids, None):
-            if self._reasons(task, reasoning):
+            if training and bool((input_ids[:, -1] == self.embed_token_id).all()):
+                embeddings = self._forward_for_training(features)
+            elif self._reasons(task, reasoning):
                 embeddings = self._embed_queries(input_ids, attention_mask)
                 if "direct_ids" in features:
                     direct = self._embed_in_one_pass(features["direct_ids"], features["direct_mask"])
@@ -275,6 +280,23 @@ class SearchR3(InputModule):
         embeddings = embeddings.float()
         features["sentence_embedding"] = F.normalize(embeddings, dim=-1) if self.normalize else embeddings
         return features
+
+    def _forward_for_training(self, features: dict[str, torch.Tensor]) -> torch.Tensor:
+        """Differentiable embeddings of padded rows whose shared prefix runs once; sets ``token_embeddings`` (the
+        last layer's states after the prefix) and ``prefix_length``, from which the loss's LM terms read the
+        answer. Fused with the direct view where ``direct_ids`` are given, as inference embeds such queries."""
+        input_ids, attention_mask, answers = features["input_ids"], features["attention_mask"], features["answer_mask"]
+        # The prefix stops before the shortest prompt ends, so every answer token is predicted from a computed state.
+        shortest_prompt = int((attention_mask.sum(1) - answers.sum(1)).min())
+        prefix_length = common_prefix_length(input_ids, attention_mask, limit=shortest_prompt - 1)
+        hidden = shared_prefix_hidden_states(self.auto_model, input_ids, attention_mask, prefix_length)
+        embeddings = hidden[:, -1]
+        if "direct_ids" in features:
+            ids, mask = features["direct_ids"], features["direct_mask"]
+            direct_prefix = common_prefix_length(ids, mask, limit=int(mask.sum(1).min()) - 1)
+            embeddings = fuse(embeddings, shared_prefix_hidden_states(self.auto_model, ids, mask, direct_prefix)[:, -1])
+        features.update(token_embeddings=hidden, prefix_length=prefix_length)
+        return embeddings
 
     @staticmethod
     def _matmul_mode(input_ids: torch.Tensor, precision: str | None):

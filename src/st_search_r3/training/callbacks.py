@@ -10,18 +10,21 @@ from pathlib import Path
 
 from transformers import TrainerCallback
 
+from st_search_r3.training.distributed import from_main
+
 logger = logging.getLogger(__name__)
 
 
 class CheckpointEveryMinutes(TrainerCallback):
-    """Asks the trainer to save whenever ``minutes`` have passed since the last save."""
+    """Asks the trainer to save whenever ``minutes`` have passed since the last save (by the main process's
+    clock, so that every rank saves at the same step)."""
 
     def __init__(self, minutes: float) -> None:
         self.seconds = 60 * minutes
         self.last = time.monotonic()
 
     def on_step_end(self, args, state, control, **kwargs):
-        if time.monotonic() - self.last >= self.seconds:
+        if from_main(time.monotonic() - self.last >= self.seconds):
             control.should_save = True
         return control
 
@@ -64,7 +67,7 @@ class RunSegments(TrainerCallback):
 
     def on_save(self, args, state, control, **kwargs):
         folder = Path(args.output_dir) / f"checkpoint-{state.global_step}"
-        if folder.is_dir():
+        if state.is_world_process_zero and folder.is_dir():
             (folder / self.file_name).write_text(json.dumps(self.segments(state.global_step), indent=2))
         return control
 
@@ -117,6 +120,8 @@ class CurvesCallback(TrainerCallback):
         return self.folder / "curves.jsonl"
 
     def on_train_begin(self, args, state, control, **kwargs):
+        if not state.is_world_process_zero:
+            return
         self.folder.mkdir(parents=True, exist_ok=True)
         if self.log_path.is_file():
             with open(self.log_path) as handle:
@@ -126,6 +131,8 @@ class CurvesCallback(TrainerCallback):
                 self.log_path.write_text("".join(json.dumps(row) + "\n" for row in self.rows))
 
     def on_log(self, args, state, control, logs=None, **kwargs):
+        if not state.is_world_process_zero:
+            return
         row = {"step": state.global_step, **(logs or {})}
         self.rows.append(row)
         with open(self.log_path, "a") as handle:
@@ -134,7 +141,8 @@ class CurvesCallback(TrainerCallback):
             self.draw()
 
     def on_train_end(self, args, state, control, **kwargs):
-        self.draw()
+        if state.is_world_process_zero:
+            self.draw()
 
     def draw(self) -> None:
         plot_curves(self.rows, self.folder / "curves.png", self.panels)
@@ -167,8 +175,8 @@ def plot_curves(rows: list[dict], png_path: Path, panels: dict[str, str]) -> Non
 
 
 class DevEvaluationCallback(TrainerCallback):
-    """Runs a dev evaluator at the start, every ``every`` steps and at the end, and logs its nDCG@10 as
-    ``dev_ndcg@10`` through the trainer; the model's train/eval mode is restored after each evaluation.
+    """Runs a dev evaluator at the start, every ``every`` steps and at the end, on the main process, and logs its
+    nDCG@10 as ``dev_ndcg@10`` through the trainer; the model's train/eval mode is restored after each evaluation.
 
     Args:
         evaluator: A :class:`~st_search_r3.training.evaluation.DevRetrievalEvaluator`.
@@ -183,6 +191,8 @@ class DevEvaluationCallback(TrainerCallback):
         self.trainer = None  # set by the script once the trainer exists: results are logged through it
 
     def evaluate(self, state) -> None:
+        if not state.is_world_process_zero:
+            return
         was_training = self.model.training
         scores = self.evaluator(self.model)
         self.model.train(was_training)

@@ -5,8 +5,11 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
+import numpy as np
+
 from st_search_r3.atomic import staged_folder
 from st_search_r3.training.callbacks import RunSegments
+from st_search_r3.training.distributed import all_gather, digest
 
 
 def last_complete_checkpoint(output_dir: str) -> str | None:
@@ -48,11 +51,14 @@ def previous_stages(adapter: str | None) -> list[dict]:
     return [*earlier, record]
 
 
-def train_and_save(trainer, model, config, args, checkpoint: str | None, record: dict, unit: str) -> dict:
+def train_and_save(
+    trainer, model, config, args, checkpoint: str | None, record: dict, unit: str, after_training=None
+) -> dict:
     """Trains (from ``checkpoint`` if given), then saves ``model`` to ``<output_dir>/final`` with its training
     record: ``record`` (arguments, data hashes) plus the config, steps, every segment of a run that was
     stopped and resumed (:class:`~st_search_r3.training.callbacks.RunSegments`), wall and CPU time,
-    throughput (``<unit>_per_second``, e.g. pairs or completions) and the log.
+    throughput (``<unit>_per_second``, e.g. pairs or completions), a digest of the trained weights per process
+    and the log; ``after_training()``, called on every process, may add fields. Only the main process writes.
 
     Returns:
         The record as written to ``final/training_record.json``.
@@ -62,7 +68,7 @@ def train_and_save(trainer, model, config, args, checkpoint: str | None, record:
     trainer.train(resume_from_checkpoint=checkpoint)
     run_segments = segments.segments(trainer.state.global_step)
     this_run = run_segments[-1]
-    per_step = args.per_device_train_batch_size * args.gradient_accumulation_steps
+    per_step = args.per_device_train_batch_size * args.gradient_accumulation_steps * args.world_size  # all processes
     timed = [segment for segment in run_segments if segment["seconds"] is not None]
     seconds = sum(segment["seconds"] for segment in timed)
     timed_steps = sum(segment["to_step"] - segment["from_step"] for segment in timed)
@@ -81,8 +87,18 @@ def train_and_save(trainer, model, config, args, checkpoint: str | None, record:
         "cpu_seconds_this_run": sum(segment["cpu_seconds"] for segment in timed),  # all threads: ~2x wall on 2 cores
         "seconds_per_step": seconds / max(1, timed_steps),
         f"{unit}_per_second": timed_steps * per_step / max(seconds, 1e-9),
+        # One digest of the trained weights per process: data-parallel ranks must hold the same weights.
+        "weights_sha256_per_rank": all_gather(trained_weights_digest(model)),
+        **(after_training() if after_training else {}),
         "log_history": trainer.state.log_history,
     }
-    extra = {"training_record.json": json.dumps(record, indent=2, default=str)}
-    save_atomically(model, f"{args.output_dir}/final", extra)
+    if trainer.is_world_process_zero():
+        extra = {"training_record.json": json.dumps(record, indent=2, default=str)}
+        save_atomically(model, f"{args.output_dir}/final", extra)
     return record
+
+
+def trained_weights_digest(model) -> str:
+    """A hash of every trainable parameter of ``model``, in order."""
+    tensors = [p.detach().float().cpu().numpy() for p in model.parameters() if p.requires_grad]
+    return digest(np.concatenate([t.ravel() for t in tensors])) if tensors else ""

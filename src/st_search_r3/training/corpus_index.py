@@ -18,6 +18,7 @@ import faiss
 import numpy as np
 
 from st_search_r3.atomic import staged_folder
+from st_search_r3.training.distributed import all_gather, world
 
 logger = logging.getLogger(__name__)
 
@@ -65,11 +66,23 @@ class CorpusIndex:
     # ------------------------------------------------------------------------------------- encoding
 
     def _encode(self, positions: np.ndarray) -> np.ndarray:
+        """Vectors of the documents at ``positions``. With several processes each encodes every ``world size``-th
+        of them and all gather the rest, so that every rank holds the same vectors for a share of the work."""
+        rank, size = world()
+        mine = positions[rank::size]
         vectors = [
-            np.asarray(self.encode([self.texts[i] for i in positions[start : start + self.batch_size]]), np.float32)
-            for start in range(0, len(positions), self.batch_size)
+            np.asarray(self.encode([self.texts[i] for i in mine[start : start + self.batch_size]]), np.float32)
+            for start in range(0, len(mine), self.batch_size)
         ]
-        return np.concatenate(vectors) if vectors else np.zeros((0, self.vectors.shape[1]), np.float32)
+        vectors = np.concatenate(vectors) if vectors else None
+        if size == 1:
+            return vectors if vectors is not None else np.zeros((0, self.vectors.shape[1]), np.float32)
+        parts = [(rows, part) for rows, part in all_gather((mine, vectors)) if part is not None]
+        gathered = np.zeros((len(positions), parts[0][1].shape[1]), np.float32)
+        order = {int(position): i for i, position in enumerate(positions)}
+        for rows, part in parts:
+            gathered[[order[int(position)] for position in rows]] = part
+        return gathered
 
     def build(self, step: int = 0) -> None:
         """Encodes every document with the current policy and indexes it."""
@@ -109,6 +122,8 @@ class CorpusIndex:
         if step == self.last_step:
             return {}
         self.last_step = step
+        # Every rank refreshes what any rank's queries touched, so the index stays the same everywhere.
+        touched_ids = sorted({int(doc) for ids in all_gather([int(doc) for doc in touched_ids]) for doc in ids})
         unknown = [doc for doc in touched_ids if int(doc) not in self.position]
         if unknown:
             raise KeyError(f"Documents not in the corpus: {unknown[:5]}")

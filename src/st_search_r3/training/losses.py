@@ -10,7 +10,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-from st_search_r3.embedding import common_prefix_length, fuse, shared_prefix_hidden_states
+from st_search_r3.embedding import shared_prefix_hidden_states
 
 
 class SearchR3Loss(nn.Module):
@@ -83,22 +83,20 @@ class SearchR3Loss(nn.Module):
             terms["triplet"] = F.relu(negative_scores - positive_scores + self.triplet_margin).mean()
         return terms
 
+    def search_r3(self):
+        """The :class:`~st_search_r3.SearchR3` module (``self.model`` may be wrapped for data parallelism)."""
+        return getattr(self.model, "module", self.model)[0]
+
     def encode(self, features: dict[str, Tensor]) -> tuple[Tensor, dict[str, Tensor], int]:
         """Normalised embeddings of one column, its summed per-sequence LM / KL / format terms (those weighted)
         and how many of its sequences have answers to learn."""
-        llm = self.model[0].auto_model
-        input_ids, attention_mask, answer_mask = (features[k] for k in ("input_ids", "attention_mask", "answer_mask"))
-        # The template shared by every row runs once; the prefix stops before the shortest prompt ends so
-        # that every answer token is still predicted from a computed position.
-        shortest_prompt = int((attention_mask.sum(1) - answer_mask.sum(1)).min())
-        prefix_length = common_prefix_length(input_ids, attention_mask, limit=shortest_prompt - 1)
-        hidden = shared_prefix_hidden_states(llm, input_ids, attention_mask, prefix_length)
-        embeddings = F.normalize(hidden[:, -1].float(), dim=-1)
-        if "direct_ids" in features:  # fuse_direct_embedding: the query's reasoning-off view joins in
-            ids, mask = features["direct_ids"], features["direct_mask"]
-            direct_prefix = common_prefix_length(ids, mask, limit=int(mask.sum(1).min()) - 1)
-            direct = shared_prefix_hidden_states(llm, ids, mask, direct_prefix)[:, -1]
-            embeddings = F.normalize(fuse(embeddings, direct), dim=-1)
+        # Through the model's own forward (DistributedDataParallel's, when the trainer wrapped it), which with
+        # gradients also returns the hidden states after the shared prefix.
+        output = self.model(dict(features))
+        hidden, prefix_length = output["token_embeddings"], output["prefix_length"]
+        embeddings = F.normalize(output["sentence_embedding"].float(), dim=-1)
+        input_ids, answer_mask = features["input_ids"], features["answer_mask"]
+        llm = self.search_r3().auto_model
         sums, answer_rows = {}, 0
         if self.lm_weight or self.kl_weight or self.format_weight:
             answer_rows = int(answer_mask.any(1).sum())
@@ -113,7 +111,7 @@ class SearchR3Loss(nn.Module):
             if self.lm_weight:
                 sums["lm"] = (token_losses * weights).sum()
             if self.format_weight:
-                sums["format"] = token_losses[targets == self.model[0].embed_token_id].sum()
+                sums["format"] = token_losses[targets == self.search_r3().embed_token_id].sum()
             if self.kl_weight:
                 base_logits = self._base_logits(features, prefix_length, targets_mask)
                 base_log_probs = F.log_softmax(base_logits, dim=-1)
@@ -123,7 +121,7 @@ class SearchR3Loss(nn.Module):
 
     @torch.no_grad()
     def _base_logits(self, features: dict[str, Tensor], prefix_length: int, targets_mask: Tensor) -> Tensor:
-        llm = self.model[0].auto_model
+        llm = self.search_r3().auto_model
         base = self.reference if self.reference is not None else llm
         with nullcontext() if self.reference is not None else llm.disable_adapter():
             hidden = shared_prefix_hidden_states(base, features["input_ids"], features["attention_mask"], prefix_length)
