@@ -29,6 +29,12 @@ class SearchR3TrainingConfig:
         metadata={"help": "continue from the last complete checkpoint in output_dir (or --resume_from_checkpoint)"},
     )
 
+    def __post_init__(self) -> None:
+        # The command line spells "none" as the YAML files do: --init_adapter null
+        for name, value in vars(self).items():
+            if value in ("null", "None"):
+                setattr(self, name, None)
+
     def root(self) -> Path:
         return Path(self.data_dir) if self.data_dir else data_dir()
 
@@ -138,8 +144,7 @@ class SearchR3SFTConfig(SearchR3TrainingConfig):
     )
 
     def __post_init__(self) -> None:
-        if self.data_sha256 in ("null", "None", ""):  # the command line spells "no check" as in the YAML files
-            self.data_sha256 = None
+        super().__post_init__()
         if self.reasoning_targets not in ("base", "best_of_n"):
             raise ValueError(f"reasoning_targets must be 'base' or 'best_of_n', got {self.reasoning_targets!r}")
         if self.reasoning_sampler not in ("base", "model"):
