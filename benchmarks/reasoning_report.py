@@ -12,6 +12,11 @@ off and on. Per query: the rank of its relevant document both ways. Printed and 
 - trace quality: the share of reasonings in which a token 4-gram occurs 3 or more times (loops), the
   share that ended with an ``<|embed_token|>`` the model wrote itself, mean reasoning length in tokens;
 - ten sample reasonings drawn with a fixed seed from the evaluated queries (not picked by hand).
+
+With ``--samples N`` it also measures the ceiling of choosing per query: N reasonings sampled per query (T 0.8,
+top-k 20) are embedded too, and the oracle that keeps, per query, the best of {no reasoning, greedy} or of
+{no reasoning, greedy, samples} gives the most a perfect choice can gain. Every query's ranks go to
+``reasoning_<split><suffix>_per_query.jsonl``.
 """
 
 from __future__ import annotations
@@ -78,7 +83,9 @@ def load_task(source: str, split_name: str, num_queries: int) -> tuple[list[str]
     return [split.queries[q] for q in query_ids], [split.corpus[d] for d in document_ids], relevant
 
 
-def report_task(model, source: str, split_name: str, num_queries: int, batch_size: int, rng: random.Random) -> dict:
+def report_task(
+    model, source: str, split_name: str, num_queries: int, batch_size: int, rng: random.Random, num_samples: int = 0
+) -> dict:
     queries, corpus, relevant = load_task(source, split_name, num_queries)
     module = model[0]
     print(f"{TASKS[source]} {split_name}: {len(corpus)} documents, {len(queries)} queries", flush=True)
@@ -104,7 +111,27 @@ def report_task(model, source: str, split_name: str, num_queries: int, batch_siz
         {"query": queries[i], "reasoning": texts[i], "rank_off": rank_off[i], "rank_on": rank_on[i]}
         for i in sorted(rng.sample(range(len(queries)), min(10, len(queries))))
     ]
+    oracle = {}
+    if num_samples:
+        drawn = module.sample_reasonings(queries, num_samples, batch_size=batch_size)
+        pairs = [(query, reasoning) for query, group in zip(queries, drawn) for reasoning in group]
+        sampled = model.encode_query(pairs, batch_size=batch_size, reasoning=True, show_progress_bar=True)
+        rank_samples = np.array(ranks(sampled, documents, np.repeat(relevant, num_samples).tolist()))
+        rank_samples = rank_samples.reshape(len(queries), num_samples)
+        best_greedy = np.minimum(rank_off, rank_on)
+        best_any = np.minimum(best_greedy, rank_samples.min(axis=1))
+        oracle = {
+            "ndcg_at_10_samples_mean": float(np.mean([[ndcg_at_10(r) for r in row] for row in rank_samples])),
+            "ndcg_at_10_oracle_off_greedy": float(np.mean([ndcg_at_10(r) for r in best_greedy])),
+            "ndcg_at_10_oracle_off_greedy_samples": float(np.mean([ndcg_at_10(r) for r in best_any])),
+            "helped_by_a_sample": int((rank_samples.min(axis=1) < np.asarray(rank_off)).sum()),
+            "per_query": [
+                {"query": q, "rank_off": a, "rank_greedy": b, "rank_samples": row.tolist(), "samples": group}
+                for q, a, b, row, group in zip(queries, rank_off, rank_on, rank_samples, drawn)
+            ],
+        }
     return {
+        **oracle,
         "task": TASKS[source],
         "queries": len(queries),
         "documents": len(corpus),
@@ -148,12 +175,37 @@ def write_outputs(rows: list[dict], split: str, suffix: str, command: str, model
             lines.append(
                 f"- [{r['task']}] **{s['query']}** -> _{s['reasoning']}_ (rank {s['rank_off']} -> {s['rank_on']})"
             )
+    if "per_query" in rows[0]:
+        lines += oracle_lines(rows)
     output = RESULTS / f"reasoning_{split}{suffix}"
+    per_query = [dict(task=r["task"], **q) for r in rows for q in r.pop("per_query", [])]
+    if per_query:
+        with open(f"{output}_per_query.jsonl", "w") as handle:
+            handle.writelines(json.dumps(row, ensure_ascii=False) + "\n" for row in per_query)
     output.with_suffix(".md").write_text("\n".join(lines) + "\n")
     output.with_suffix(".json").write_text(
         json.dumps({"command": command, "model": model_name, "tasks": rows}, indent=2)
     )
     print("\n".join(lines))
+
+
+def oracle_lines(rows: list[dict]) -> list[str]:
+    """The ceiling of choosing per query whether (and with which reasoning) to reason."""
+    lines = [
+        "",
+        "Oracle: per query the better of the options, nDCG@10 (what a perfect choice would reach)",
+        "",
+        "| task | off | greedy on | samples, mean | oracle off / greedy | oracle off / greedy / samples | "
+        "helped by greedy | helped by a sample |",
+        "|---|---:|---:|---:|---:|---:|---:|---:|",
+    ]
+    keys = ("ndcg_at_10_off", "ndcg_at_10_on", "ndcg_at_10_samples_mean", "ndcg_at_10_oracle_off_greedy")
+    keys += ("ndcg_at_10_oracle_off_greedy_samples",)
+    for r in rows:
+        cells = " | ".join(f"{100 * r[k]:.1f}" for k in keys)
+        lines.append(f"| {r['task']} | {cells} | {r['better_with_reasoning']} | {r['helped_by_a_sample']} |")
+    means = " | ".join(f"{100 * float(np.mean([r[k] for r in rows])):.1f}" for k in keys)
+    return lines + [f"| mean | {means} | | |"]
 
 
 def main() -> None:
@@ -165,6 +217,7 @@ def main() -> None:
     parser.add_argument("--precision", default="bfloat16", choices=["float32", "bfloat16"])
     parser.add_argument("--batch-size", type=int, default=16)
     parser.add_argument("--output-suffix", default="")
+    parser.add_argument("--samples", type=int, default=0, help="sampled reasonings per query for the oracle (0: none)")
     parser.add_argument("--repetition-penalty", type=float, help="override the model's setting")
     parser.add_argument("--no-repeat-ngram-size", type=int, help="override the model's setting")
     parser.add_argument("--max-reasoning-tokens", type=int, help="override the model's setting")
@@ -187,7 +240,7 @@ def main() -> None:
     settings = {k: getattr(model[0], k) for k in ("max_reasoning_tokens", "repetition_penalty", "no_repeat_ngram_size")}
     rng = random.Random(0)
     command = "python " + shlex.join(sys.argv)
-    rows = [report_task(model, s, args.split, args.queries, args.batch_size, rng) for s in args.sources]
+    rows = [report_task(model, s, args.split, args.queries, args.batch_size, rng, args.samples) for s in args.sources]
     name = f"{args.model or 'search-r3 (installed)'}, {args.precision}, {settings}"
     write_outputs(rows, args.split, args.output_suffix, command, name)
 
