@@ -3,7 +3,8 @@
     python -m st_search_r3.data.build            # once: builds the tasks' data (see README)
     python benchmarks/quality.py                 # test splits; --split dev for the dev splits
 
-Models: BM25 (bm25s, via mteb's baseline), all-MiniLM-L6-v2, the base SmolLM2-135M-Instruct with
+Models: BM25 (bm25s, via mteb's baseline), all-MiniLM-L6-v2 (and, with ``--finetuned-minilm``, the same model
+fine-tuned on the recipe's triplets by ``benchmarks/finetune_minilm.py``), the base SmolLM2-135M-Instruct with
 last-token pooling and no prompt, and search-r3 with reasoning off and on. Scores are cached per
 (model, its revision, task, split, settings) in ``benchmarks/results/quality_cache/``, so a rerun only
 evaluates what changed. Writes ``quality.json``, ``quality.md`` and ``quality.png`` in ``benchmarks/results/``.
@@ -116,6 +117,18 @@ MODELS = {
 }
 
 
+def add_finetuned_minilm(folder: str) -> None:
+    """The fair baseline's row: all-MiniLM-L6-v2 fine-tuned on the recipe's triplets (benchmarks/finetune_minilm.py)."""
+    from sentence_transformers import SentenceTransformer
+
+    def load(*settings):
+        model = SentenceTransformer(folder, device="cpu")
+        model.max_seq_length = 256  # trained at 128 tokens, evaluated as the base MiniLM is
+        return model
+
+    MODELS["all-MiniLM-L6-v2 fine-tuned"] = (load, lambda: folder_revision(folder))
+
+
 def add_folder_models(folder: str, label: str) -> None:
     """Rows ``search-r3 LABEL, reasoning off / on`` for a trained model folder (``train/sft.py`` or
     ``train/rl.py``'s ``final``), next to the shipped default."""
@@ -212,6 +225,9 @@ def main() -> None:
     parser.add_argument("--batch-size", type=int, default=16)
     parser.add_argument("--rl-model", help="also evaluate this train/rl.py output folder (adds two models)")
     parser.add_argument(
+        "--finetuned-minilm", help="also evaluate benchmarks/finetune_minilm.py's output folder (the fair baseline)"
+    )
+    parser.add_argument(
         "--candidate",
         nargs=2,
         action="append",
@@ -225,6 +241,8 @@ def main() -> None:
         add_folder_models(folder, label)
     if args.rl_model:
         add_folder_models(args.rl_model, "RL")
+    if args.finetuned_minilm:
+        add_finetuned_minilm(args.finetuned_minilm)
     if args.models == parser.get_default("models"):  # all rows; with --models, only the rows named there
         args.models = list(MODELS)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(message)s", datefmt="%H:%M:%S")
