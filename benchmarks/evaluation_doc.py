@@ -195,9 +195,14 @@ not even as a negative. `python -m st_search_r3.data.build` builds them (see [tr
 python -m st_search_r3.data.build                 # once: the tasks' data
 python benchmarks/quality.py --split test         # every baseline on every task (scores cached per revision)
 python benchmarks/reasoning_report.py --split dev # reasoning on vs off, per-query wins and losses, traces
+python benchmarks/reasoning_report.py --split dev --samples 4   # + sampled reasonings and the per-query oracle
+python benchmarks/finetune_minilm.py              # the fair baseline: MiniLM fine-tuned on the recipe's triplets
 python benchmarks/index_speed.py                  # documents/s beside all-MiniLM-L6-v2 (make bench-index)
 python benchmarks/encode_speed.py                 # queries/s with reasoning (make bench-speed)
 python benchmarks/rl_env_speed.py                 # RL step time, cached corpus vs re-encoding (make bench-rl-env)
+python benchmarks/corpus_refresh_ranks.py         # the RL corpus index on 1 and 2 processes
+python benchmarks/reasoning_memory_size.py        # memory of the reasoning memory at 100,000 queries
+python benchmarks/gpu_smoke.py                    # the GPU path end to end (needs a CUDA device)
 python benchmarks/evaluation_doc.py               # this page and the README's table, from the results files
 ```
 """
