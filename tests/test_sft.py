@@ -116,15 +116,18 @@ def test_scripts_say_config_first_and_name_the_data_build(tiny_llm, tmp_path):
 
 
 @pytest.mark.slow
-def test_smoke_config_trains_with_best_of_n_targets_format_term_and_fused_views(tiny_llm, tiny_data, tmp_path):
+@pytest.mark.parametrize("writer", ["base", "model"])
+def test_smoke_config_trains_with_best_of_n_targets_format_term_and_fused_views(tiny_llm, tiny_data, tmp_path, writer):
     targets = "best_of_n"
     extra = ["--reasoning_targets", targets, "--format_weight", "1.0", "--no_repeat_ngram_size", "2"]
-    extra += ["--fuse_direct_embedding", "true", "--reasoning_samples", "2"]
+    extra += ["--fuse_direct_embedding", "true", "--reasoning_samples", "2", "--reasoning_sampler", writer]
+    extra += ["--reasoning_sentences", "1"]
     result = run_sft(tiny_llm, tiny_data, tmp_path / "run", *extra)
     assert result.returncode == 0, result.stderr[-3000:]
     final = tmp_path / "run" / "final"
     record = json.loads((final / "training_record.json").read_text())
     assert record["config"]["reasoning_targets"] == targets and record["steps"] == 2
+    assert (record["config"]["reasoning_sampler"], record["config"]["reasoning_sentences"]) == (writer, 1)
     assert any("loss/format" in row for row in record["log_history"])
     settings = json.loads((final / "search_r3_config.json").read_text())
     assert settings["no_repeat_ngram_size"] == 2 and settings["fuse_direct_embedding"] is True
