@@ -14,11 +14,20 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
+import platform
 import time
 from pathlib import Path
 
 ROOT = Path(__file__).parent.parent
 PARTS = ["sft_all.yaml", "sft_focus.yaml", "sft_info.yaml"]
+
+
+def machine() -> str:
+    """The CPU this ran on, as the kernel names it, and its core count."""
+    cpuinfo = Path("/proc/cpuinfo")
+    names = [line.split(":", 1)[1].strip() for line in cpuinfo.read_text().splitlines() if line.startswith("model name")]
+    return f"{names[0] if names else platform.machine()}, {os.cpu_count()} cores"
 
 
 def recipe_triplets():
@@ -83,6 +92,7 @@ def main() -> None:
     steps_this_run = trainer.state.global_step - (int(checkpoint.rsplit("-", 1)[1]) if checkpoint else 0)
     record = {
         "command": "python benchmarks/finetune_minilm.py",
+        "machine": machine(),
         "triplets": len(triplets),
         "steps": trainer.state.global_step,
         "resumed_from": checkpoint,
