@@ -25,8 +25,8 @@ PARTS = ["sft_all.yaml", "sft_focus.yaml", "sft_info.yaml"]
 
 def machine() -> str:
     """The CPU this ran on, as the kernel names it, and its core count."""
-    cpuinfo = Path("/proc/cpuinfo")
-    names = [line.split(":", 1)[1].strip() for line in cpuinfo.read_text().splitlines() if line.startswith("model name")]
+    lines = Path("/proc/cpuinfo").read_text().splitlines() if Path("/proc/cpuinfo").is_file() else []
+    names = [line.split(":", 1)[1].strip() for line in lines if line.startswith("model name")]
     return f"{names[0] if names else platform.machine()}, {os.cpu_count()} cores"
 
 
