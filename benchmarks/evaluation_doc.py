@@ -116,7 +116,7 @@ def rl_table(report: dict) -> str:
 
 
 def evaluation_doc() -> str:
-    test, dev = load("quality_test_info.json"), load("quality_dev_info.json")
+    test, dev = load("quality_test_fair.json"), load("quality_dev_info.json")
     reasoning = load("reasoning_dev_info.json")
     index, encode, rl = load("index_speed.json"), load("encode_speed.json"), load("rl_env_speed.json")
     return f"""# Evaluation
@@ -130,11 +130,11 @@ the adapter merged by `st-search-r3 install`).
 
 ## Quality, test splits
 
-`{test["command"]}` (`benchmarks/results/quality_test_info.json`)
+`{test["command"]}` (`benchmarks/results/quality_test_fair.json`)
 
 {quality_table(test)}
 
-![nDCG@10 on the test splits](../benchmarks/results/quality_test_info.png)
+![nDCG@10 on the test splits](../benchmarks/results/quality_test_fair.png)
 
 ## Quality, dev splits
 
@@ -209,7 +209,7 @@ python benchmarks/evaluation_doc.py               # this page and the README's t
 
 
 def headline() -> str:
-    test = load("quality_test_info.json")
+    test = load("quality_test_fair.json")
     return f"{HEADLINE[0]}\n{quality_table(test, recall=False)}\n{HEADLINE[1]}"
 
 
