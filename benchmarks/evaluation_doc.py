@@ -116,7 +116,7 @@ def rl_table(report: dict) -> str:
 
 
 def evaluation_doc() -> str:
-    test, dev = load("quality_test_fair.json"), load("quality_dev_info.json")
+    test, dev = load("quality_test_fair.json"), load("quality_dev_fair.json")
     reasoning = load("reasoning_dev_info.json")
     index, encode, rl = load("index_speed.json"), load("encode_speed.json"), load("rl_env_speed.json")
     return f"""# Evaluation
@@ -138,7 +138,7 @@ the adapter merged by `st-search-r3 install`).
 
 ## Quality, dev splits
 
-`{dev["command"]}` (`benchmarks/results/quality_dev_info.json`)
+`{dev["command"]}` (`benchmarks/results/quality_dev_fair.json`)
 
 {quality_table(dev)}
 
