@@ -88,23 +88,17 @@ def ids_sha256(rows: list[tuple[str, int]], ids: dict[str, list[str]]) -> str:
 
 
 def main(argv: list[str] | None = None) -> None:
-    from datasets import load_from_disk
     from sentence_transformers import SentenceTransformerTrainingArguments
 
     from st_search_r3.training.config import SearchR3SFTConfig, parse_config
+    from st_search_r3.training.sft_data import load_triplets
 
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("configs", nargs="+", type=Path)
     for path in parser.parse_args(argv).configs:
         config, args = parse_config((SearchR3SFTConfig, SentenceTransformerTrainingArguments), path, "", [])
-        ids, sizes = {}, {}
-        for source in config.sources:
-            triplets = load_from_disk(str(config.root() / source / "train_triplets"))
-            ids[source] = [f"{q} {n}" for q, n in zip(triplets["query_id"], triplets["negative_id"])]
-            sizes[source] = len(triplets)
-        rows = draw_rows(sizes, config.source_weights, config.max_train_pairs, args.seed)
-        draw = {"sizes": sizes, "rows_sha256": rows_sha256(rows), "ids_sha256": ids_sha256(rows, ids)}
-        built = data_sha256(data_fingerprint(config.root(), config.sources))
+        built = check_data(config.root(), config.sources, None, config.train_data)
+        draw = load_triplets(config, args.seed)[1]  # the draw training itself records
         print(json.dumps({"config": str(path), "data_sha256": built, "draw": draw}, indent=2))
 
 
