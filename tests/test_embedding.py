@@ -62,3 +62,27 @@ def test_shared_prefix_hidden_states_equal_the_full_pass_with_the_same_gradients
     torch.testing.assert_close(shared, full, rtol=1e-4, atol=1e-5)
     for a, b in zip(shared_grads, full_grads, strict=True):  # float rounding only
         assert (a - b).norm() <= 1e-4 * b.norm()
+
+
+def test_length_sorted_groups_give_the_one_pass_states_and_gradients(tiny_model, texts):
+    from st_search_r3.embedding import common_prefix_length, length_sorted_hidden_states, shared_prefix_hidden_states
+
+    module = tiny_model[0]
+    model = module.auto_model
+    features = module.preprocess(texts["documents"] + texts["queries"], task="document")
+    ids, mask = features["input_ids"], features["attention_mask"]
+    assert len(set(mask.sum(1).tolist())) > 2  # rows of several lengths, so that groups differ in width
+    prefix = common_prefix_length(ids, mask)
+    results = []
+    for rows in (len(ids), 2):
+        model.zero_grad()
+        hidden = length_sorted_hidden_states(model, ids, mask, prefix, rows)
+        assert hidden.shape[:2] == (len(ids), ids.shape[1] - prefix)
+        kept = mask[:, : ids.shape[1] - prefix].bool()  # the real tokens after the prefix
+        hidden[kept].square().sum().backward()
+        results.append((hidden[kept].detach(), [p.grad.clone() for p in model.parameters() if p.grad is not None]))
+    assert torch.equal(results[0][0], shared_prefix_hidden_states(model, ids, mask, prefix)[kept])
+    (whole, whole_grads), (grouped, grouped_grads) = results
+    torch.testing.assert_close(grouped, whole, rtol=1e-4, atol=1e-5)
+    for a, b in zip(grouped_grads, whole_grads, strict=True):
+        assert (a - b).norm() <= 1e-4 * b.norm()

@@ -223,3 +223,27 @@ def test_bad_training_rows_stop_the_run_naming_the_row_and_leave_no_model(tiny_l
     assert result.returncode != 0
     assert f"{bad}, row 1, column 'positive': empty text" in result.stderr
     assert not (tmp_path / "run" / "final").exists()
+
+
+def test_native_cpu_bf16_reads_the_cpu_flags(tmp_path):
+    from st_search_r3.training.config import native_cpu_bf16
+
+    emulated, native = tmp_path / "emulated", tmp_path / "native"
+    emulated.write_text("flags\t\t: fpu sse avx2 avx512f avx512bw\n")
+    native.write_text("flags\t\t: fpu sse avx2 avx512f avx512bw avx512_bf16\n")
+    assert not native_cpu_bf16(emulated)
+    assert native_cpu_bf16(native)
+    assert native_cpu_bf16(tmp_path / "absent")  # no way to tell: the user's choice stands
+
+
+@pytest.mark.parametrize("native", [True, False])
+def test_bf16_autocast_is_dropped_only_where_the_cpu_emulates_it(tmp_path, monkeypatch, native):
+    from sentence_transformers import SentenceTransformerTrainingArguments
+
+    from st_search_r3.training import config
+
+    monkeypatch.setattr(config, "native_cpu_bf16", lambda: native)
+    args = SentenceTransformerTrainingArguments(output_dir=str(tmp_path), use_cpu=True, bf16=True)
+    config.drop_emulated_bf16(args)
+    assert args.bf16 is native
+    assert args.mixed_precision == ("bf16" if native else "no")

@@ -140,3 +140,28 @@ def shared_prefix_hidden_states(
         use_cache=True,
     )
     return output.last_hidden_state
+
+
+def length_sorted_hidden_states(
+    model: torch.nn.Module, input_ids: torch.Tensor, attention_mask: torch.Tensor, prefix_length: int, rows: int
+) -> torch.Tensor:
+    """:func:`shared_prefix_hidden_states` run on groups of ``rows`` rows of similar length, each padded only
+    to its own longest row, and put back in place (left-padded to the batch's width, in the batch's order).
+
+    A CPU spends its time in proportion to the tokens it is given, padding included: a training batch of 16
+    is a quarter to a third padding, and groups of 4 rows sorted by length remove most of it. Rows never
+    attend to each other, so the result equals the one-pass result (up to float rounding).
+    """
+    if rows >= len(input_ids):
+        return shared_prefix_hidden_states(model, input_ids, attention_mask, prefix_length)
+    lengths = attention_mask.sum(dim=1)
+    order = lengths.argsort(descending=True, stable=True)
+    width = input_ids.shape[1]
+    groups = []
+    for group in order.split(rows):
+        own_width = int(lengths[group].max())
+        states = shared_prefix_hidden_states(
+            model, input_ids[group, width - own_width :], attention_mask[group, width - own_width :], prefix_length
+        )
+        groups.append(F.pad(states, (0, 0, width - own_width, 0)))
+    return torch.cat(groups)[order.argsort()]

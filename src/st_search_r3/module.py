@@ -25,6 +25,7 @@ from st_search_r3.embedding import (
     fuse,
     last_token_embedding,
     left_pad,
+    length_sorted_hidden_states,
     shared_prefix_hidden_states,
 )
 from st_search_r3.loading import load_llm
@@ -32,6 +33,11 @@ from st_search_r3.packing import cpu_matmul_precision, enable_packing, packed_la
 from st_search_r3.prompting import PromptBuilder
 from st_search_r3.reasoning_memory import ReasoningMemory, Trace
 from st_search_r3.settings import ANSWER_PREFIX, EMBEDDING_PROMPT, REASONING_PROMPT, check_settings
+
+
+# Rows per forward pass when training on a CPU (length-sorted groups): 8 removes most of a batch's padding
+# while each matrix product still has a few hundred token rows.
+TRAINING_ROWS_PER_PASS = 8
 
 
 class SearchR3(InputModule):
@@ -289,7 +295,9 @@ class SearchR3(InputModule):
         # The prefix stops before the shortest prompt ends, so every answer token is predicted from a computed state.
         shortest_prompt = int((attention_mask.sum(1) - answers.sum(1)).min())
         prefix_length = common_prefix_length(input_ids, attention_mask, limit=shortest_prompt - 1)
-        hidden = shared_prefix_hidden_states(self.auto_model, input_ids, attention_mask, prefix_length)
+        # On a CPU, time follows tokens, padding included; an accelerator is better served by one wide batch.
+        rows = TRAINING_ROWS_PER_PASS if input_ids.device.type == "cpu" else len(input_ids)
+        hidden = length_sorted_hidden_states(self.auto_model, input_ids, attention_mask, prefix_length, rows)
         embeddings = hidden[:, -1]
         if "direct_ids" in features:
             ids, mask = features["direct_ids"], features["direct_mask"]

@@ -14,7 +14,7 @@ from datasets import Dataset, DatasetDict, concatenate_datasets
 from sentence_transformers import SentenceTransformer
 
 from st_search_r3.module import SearchR3
-from st_search_r3.training.config import SearchR3SFTConfig
+from st_search_r3.training.config import SearchR3SFTConfig, native_cpu_bf16
 from st_search_r3.training.reasoning_cache import cache_path, cache_reasoning
 from st_search_r3.training.recipe import draw_rows, ids_sha256, rows_sha256
 from st_search_r3.training.train_data import COLUMNS, TrainDataError, load_pairs, row_ids
@@ -96,8 +96,10 @@ def load_training_set(config: SearchR3SFTConfig, model: SentenceTransformer, see
         with_reasoning = with_reasoning.select(kept)
         pairs = [[query, chosen[i]] for query, i in zip(with_reasoning["anchor"], kept)]
     elif len(with_reasoning):
-        # bf16 weights reason about twice as fast on CPU; these texts are data, not vectors to compare.
-        module = SearchR3(config.base_model, max_reasoning_tokens=config.max_reasoning_tokens, precision="bfloat16")
+        # bf16 weights reason about twice as fast on a CPU with bf16 hardware (three times slower where it is
+        # emulated); these texts are data, not vectors to compare.
+        precision = "bfloat16" if native_cpu_bf16() else "float32"
+        module = SearchR3(config.base_model, max_reasoning_tokens=config.max_reasoning_tokens, precision=precision)
         reasoning = cache_reasoning(module, with_reasoning["anchor"], cache_path(config.root(), module))
         del module
         pairs = [[query, reasoning[query]] for query in with_reasoning["anchor"]]
