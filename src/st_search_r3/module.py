@@ -34,7 +34,6 @@ from st_search_r3.prompting import PromptBuilder
 from st_search_r3.reasoning_memory import ReasoningMemory, Trace
 from st_search_r3.settings import ANSWER_PREFIX, EMBEDDING_PROMPT, REASONING_PROMPT, check_settings
 
-
 # Rows per forward pass when training on a CPU (length-sorted groups): 8 removes most of a batch's padding
 # while each matrix product still has a few hundred token rows.
 TRAINING_ROWS_PER_PASS = 8
