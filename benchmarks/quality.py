@@ -25,6 +25,7 @@ import mteb
 import torch
 
 from st_search_r3 import __version__
+from st_search_r3.data.sources import HELD_OUT, SOURCE_TASKS
 from st_search_r3.mteb.tasks import DATA_TASKS, TASKS
 
 RESULTS = Path(__file__).parent / "results"
@@ -249,6 +250,10 @@ def main() -> None:
 
     command = "python " + shlex.join(sys.argv)
     tasks = {task.metadata.name: task for task in TASKS}
+    held_out = {SOURCE_TASKS[source] for source in HELD_OUT}
+    if args.split != "test" and held_out & set(args.tasks):
+        logger.info("%s: held out, a test split only", ", ".join(sorted(held_out & set(args.tasks))))
+        args.tasks = [task for task in args.tasks if task not in held_out]
     entries = [
         evaluate(model, tasks[task], args.split, args.precision, args.max_seq_length, args.batch_size)
         for model in args.models

@@ -17,11 +17,11 @@ import shutil
 from pathlib import Path
 
 from st_search_r3.base_model import home_dir
-from st_search_r3.data import debian, infomanuals, manpages, pycode, wordnet
+from st_search_r3.data import debian, faqs, infomanuals, manpages, pycode, wordnet
 from st_search_r3.data.beir import save_beir
 from st_search_r3.data.mining import mine_hard_negatives
 from st_search_r3.data.retrieval_split import SPLITS, RetrievalSplit
-from st_search_r3.data.sources import SOURCES
+from st_search_r3.data.sources import HELD_OUT, SOURCES
 
 logger = logging.getLogger(__name__)
 
@@ -32,6 +32,8 @@ BUILDERS = {
     "manpages": lambda seed: manpages.build(seed=seed),
     "infomanuals": lambda seed: infomanuals.build(seed=seed),
     "infomanuals_core": lambda seed: infomanuals.build(seed=seed, supplement=False),
+    "faqs": lambda seed: faqs.build("faqs", seed=seed),
+    "vimfaq": lambda seed: faqs.build("vimfaq", seed=seed),
 }
 EVAL_SIZES = {"dev": (200, 2000), "test": (300, 3000)}  # (queries, documents): sized for 2 CPU cores
 TRAIN_QUERIES, TRAIN_DOCUMENTS = 10_000, 20_000
@@ -49,25 +51,34 @@ def build_source(name: str, out: Path, seed: int, guide) -> dict:
     staging = out / f".{name}.tmp"
     shutil.rmtree(staging, ignore_errors=True)
     counts = {}
+    # A held-out source is a test task only: no dev split to choose settings on, nothing to train on.
     for split_name, (num_queries, num_documents) in EVAL_SIZES.items():
+        if name in HELD_OUT and split_name != "test":
+            continue
         sample = splits[split_name].sample(num_queries, num_documents, seed)
         sample.save(staging / split_name)
         counts[split_name] = {"queries": len(sample.queries), "documents": len(sample.corpus)}
-    train = splits["train"].sample(TRAIN_QUERIES, TRAIN_DOCUMENTS, seed)
-    train.save(staging / "train")
-    counts["train"] = {"queries": len(train.queries), "documents": len(train.corpus)}
-    triplets = mine_hard_negatives(train, guide, seed=seed)
-    triplets.save_to_disk(str(staging / "train_triplets"))
+    if name not in HELD_OUT:
+        train = splits["train"].sample(TRAIN_QUERIES, TRAIN_DOCUMENTS, seed)
+        train.save(staging / "train")
+        counts["train"] = {"queries": len(train.queries), "documents": len(train.corpus)}
+        triplets = mine_hard_negatives(train, guide, seed=seed)
+        triplets.save_to_disk(str(staging / "train_triplets"))
+        counts["train_triplets"] = len(triplets)
     export_beir(staging)
-    counts["train_triplets"] = len(triplets)
     manifest = {
         "name": name,
         "source": spec["source"],
         "license": spec["license"],
         "seed": seed,
+        **({"held_out": "test split only, never trained on"} if name in HELD_OUT else {}),
         "available": {split: len(splits[split].queries) for split in splits},
         "counts": counts,
-        "hard_negatives": "all-MiniLM-L6-v2 (128 tokens), top 30, score < 0.95 x positive's",
+        **(
+            {}
+            if name in HELD_OUT
+            else {"hard_negatives": "all-MiniLM-L6-v2 (128 tokens), top 30, score < 0.95 x positive's"}
+        ),
         "files": {
             str(path.relative_to(staging)): hashlib.sha256(path.read_bytes()).hexdigest()
             for path in sorted(staging.rglob("*"))
@@ -84,7 +95,8 @@ def export_beir(folder: Path) -> None:
     """Writes each split of a built source also as a BEIR folder, ``beir/<split>/`` (what ``--eval_data`` and
     ``train/rl.py --train_data`` read)."""
     for split in SPLITS:  # one folder per split: a dev query is ranked among the dev corpus only, as in evaluation
-        save_beir(folder / "beir" / split, {split: RetrievalSplit.load(folder / split)})
+        if (folder / split).is_dir():
+            save_beir(folder / "beir" / split, {split: RetrievalSplit.load(folder / split)})
 
 
 def main(argv: list[str] | None = None) -> None:

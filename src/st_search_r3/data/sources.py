@@ -41,5 +41,19 @@ SOURCES = {
         "license": "each manual's own (GNU FDL or GPL, named in the manual)",
         "task": "SearchR3InfoManualsRetrieval",
     },
+    "faqs": {
+        "source": "FAQs of Debian 12 main packages: the Perl FAQ (perl-doc, perlfaq1-9) and the Z Shell FAQ "
+        "(zsh-doc); apt-get download",
+        "license": "each FAQ's own (Perl: Artistic License or GPL; the Zsh FAQ's copyright notice)",
+        "task": "SearchR3FAQRetrieval",
+    },
+    # Held out of training: a test split only, the question-style task no training query resembles.
+    "vimfaq": {
+        "source": "the Vim FAQ as Debian 12 main ships it (vim-doc); apt-get download",
+        "license": "the Vim license",
+        "task": "SearchR3VimFAQRetrieval",
+        "held_out": True,
+    },
 }
 SOURCE_TASKS = {name: spec["task"] for name, spec in SOURCES.items()}
+HELD_OUT = {name for name, spec in SOURCES.items() if spec.get("held_out")}

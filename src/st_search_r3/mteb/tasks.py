@@ -155,6 +155,32 @@ class InfoManualsRetrieval(LocalRetrievalTask):
     source = "infomanuals"
 
 
+class FAQRetrieval(LocalRetrievalTask):
+    metadata = task_metadata(
+        name="SearchR3FAQRetrieval",
+        description="Questions as people ask them: the Perl FAQ (perlfaq1-9) and the Z Shell FAQ, as Debian 12 main "
+        "ships them. The query is a question, the document its answer. Split by question.",
+        reference="https://perldoc.perl.org/perlfaq",
+        license="not specified",
+        domains=["Programming", "Written"],
+    )
+
+    source = "faqs"
+
+
+class VimFAQRetrieval(LocalRetrievalTask):
+    metadata = task_metadata(
+        name="SearchR3VimFAQRetrieval",
+        description="Questions as people ask them, held out of training: the Vim FAQ as Debian 12 main ships it "
+        "(vim-doc). The query is a question, the document its answer. A test split only.",
+        reference="https://vimhelp.org/vim_faq.txt.html",
+        license="not specified",
+        domains=["Programming", "Written"],
+    )
+
+    source = "vimfaq"
+
+
 TASKS: list[type[LocalRetrievalTask]] = [
     WordNetDemoRetrieval,
     WordNetRetrieval,
@@ -162,6 +188,8 @@ TASKS: list[type[LocalRetrievalTask]] = [
     PythonCodeRetrieval,
     ManPagesRetrieval,
     InfoManualsRetrieval,
+    FAQRetrieval,
+    VimFAQRetrieval,
 ]
 DATA_TASKS = TASKS[1:]
 

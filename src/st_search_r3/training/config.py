@@ -10,6 +10,7 @@ from pathlib import Path
 
 from st_search_r3.base_model import DEFAULT_BASE_MODEL
 from st_search_r3.data.build import data_dir
+from st_search_r3.data.sources import HELD_OUT
 
 logger = logging.getLogger(__name__)
 
@@ -154,6 +155,8 @@ class SearchR3SFTConfig(SearchR3TrainingConfig):
         if self.reasoning_sampler not in ("base", "model"):
             raise ValueError(f"reasoning_sampler must be 'base' or 'model', got {self.reasoning_sampler!r}")
         weights, sets = self.source_weights, self.train_data or self.sources
+        if not self.train_data and HELD_OUT & set(self.sources):
+            raise ValueError(f"{sorted(HELD_OUT & set(self.sources))}: held out of training (a test task only)")
         if weights is not None and (len(weights) != len(sets) or any(w < 0 for w in weights)):
             raise ValueError(f"source_weights needs one weight >= 0 per training set {sets}, got {weights}")
         if self.max_train_pairs < 1 or self.reasoning_queries < 0:
@@ -178,6 +181,11 @@ class SearchR3RLConfig(SearchR3TrainingConfig):
     format_weight: float = field(default=0.1, metadata={"help": "weight of the format reward"})
     eval_documents: int = field(default=500, metadata={"help": "dev documents (relevant ones included)"})
     eval_every: int = field(default=20, metadata={"help": "steps between dev evaluations (0: start and end only)"})
+
+    def __post_init__(self) -> None:
+        super().__post_init__()
+        if not self.train_data and self.source in HELD_OUT:
+            raise ValueError(f"{self.source!r}: held out of training (a test task only)")
 
 
 def parse_config(dataclass_types: tuple, default_config: str | Path, description: str, argv: list[str] | None = None):
