@@ -127,8 +127,8 @@ def evaluation_doc() -> str:
 
 <!-- Written by benchmarks/evaluation_doc.py from benchmarks/results/; edit that script, not this file. -->
 
-All figures were measured on 2-core x86-64 cloud CPUs (AMD EPYC or Intel Xeon with AVX512-BF16, no GPU); the
-machine string of each run is in its results file. Scores are nDCG@10 / Recall@10 x100 on the local tasks
+All figures were measured on 2-core x86-64 cloud CPUs (AMD EPYC, Intel Xeon with and without AVX512-BF16; no
+GPU); the machine string of each run is in its results file. Scores are nDCG@10 / Recall@10 x100 on the local tasks
 (see [Tasks](#tasks)); the shipped model runs at its saved settings (reasoning off, `max_seq_length` 160,
 the adapter merged by `st-search-r3 install`).
 
@@ -204,6 +204,7 @@ python benchmarks/quality.py --split test         # every baseline on every task
 python benchmarks/reasoning_report.py --split dev # reasoning on vs off, per-query wins and losses, traces
 python benchmarks/reasoning_report.py --split dev --samples 4   # + sampled reasonings and the per-query oracle
 python benchmarks/finetune_minilm.py              # the fair baseline: MiniLM fine-tuned on the recipe's triplets
+python benchmarks/sft_throughput.py --evaluate    # training pairs/s before and after the CPU speed-ups
 python benchmarks/index_speed.py                  # documents/s beside all-MiniLM-L6-v2 (make bench-index)
 python benchmarks/encode_speed.py                 # queries/s with reasoning (make bench-speed)
 python benchmarks/rl_env_speed.py                 # RL step time, cached corpus vs re-encoding (make bench-rl-env)
