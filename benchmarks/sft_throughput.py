@@ -15,7 +15,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import platform
 import shlex
 import sys
 import tempfile
@@ -24,6 +23,7 @@ from contextlib import nullcontext
 from pathlib import Path
 
 import torch
+from finetune_minilm import machine  # a sibling script: benchmarks/ is on the path when this runs
 from sentence_transformers import SentenceTransformerTrainer, SentenceTransformerTrainingArguments
 from transformers import TrainerCallback
 
@@ -90,16 +90,6 @@ def measure(name: str, bf16: bool, rows_per_pass: int, steps: int, evaluate: boo
     return result
 
 
-def cpu_name() -> str:
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                return line.split(":", 1)[1].strip()
-    except OSError:
-        pass
-    return platform.processor() or platform.machine()
-
-
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--steps", type=int, default=8, help="timed steps per setting (after one warm-up step)")
@@ -115,7 +105,7 @@ def main() -> None:
     report = {
         "command": "python " + shlex.join(sys.argv),
         "recipe": str(RECIPE.relative_to(RECIPE.parents[2])),
-        "hardware": f"{cpu_name()}, {torch.get_num_threads()} threads, bf16 hardware: {native_cpu_bf16()}",
+        "hardware": f"{machine()}, {torch.get_num_threads()} threads, bf16 hardware: {native_cpu_bf16()}",
         "torch": torch.__version__,
         "runs": runs,
         "speedup_steps": runs[1]["pairs_per_second"] / runs[0]["pairs_per_second"],

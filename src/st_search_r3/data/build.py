@@ -52,13 +52,14 @@ def build_source(name: str, out: Path, seed: int, guide) -> dict:
     shutil.rmtree(staging, ignore_errors=True)
     counts = {}
     # A held-out source is a test task only: no dev split to choose settings on, nothing to train on.
+    held_out = name in HELD_OUT
     for split_name, (num_queries, num_documents) in EVAL_SIZES.items():
-        if name in HELD_OUT and split_name != "test":
+        if held_out and split_name != "test":
             continue
         sample = splits[split_name].sample(num_queries, num_documents, seed)
         sample.save(staging / split_name)
         counts[split_name] = {"queries": len(sample.queries), "documents": len(sample.corpus)}
-    if name not in HELD_OUT:
+    if not held_out:
         train = splits["train"].sample(TRAIN_QUERIES, TRAIN_DOCUMENTS, seed)
         train.save(staging / "train")
         counts["train"] = {"queries": len(train.queries), "documents": len(train.corpus)}
@@ -71,12 +72,11 @@ def build_source(name: str, out: Path, seed: int, guide) -> dict:
         "source": spec["source"],
         "license": spec["license"],
         "seed": seed,
-        **({"held_out": "test split only, never trained on"} if name in HELD_OUT else {}),
         "available": {split: len(splits[split].queries) for split in splits},
         "counts": counts,
         **(
-            {}
-            if name in HELD_OUT
+            {"held_out": "test split only, never trained on"}
+            if held_out
             else {"hard_negatives": "all-MiniLM-L6-v2 (128 tokens), top 30, score < 0.95 x positive's"}
         ),
         "files": {
