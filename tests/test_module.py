@@ -107,7 +107,7 @@ def test_reasoning_of_returns_the_text_behind_each_vector(tiny_model, texts):
     tiny_model.encode_query(texts["queries"][:2])
     reasoning = module.reasoning_of(texts["queries"][:2])
     assert len(reasoning) == 2 and all(isinstance(text, str) for text in reasoning)
-    remembered = [module._memory.get(module._memory_key(p)) for p in _prompts(module, texts["queries"][:2])]
+    remembered = [module._memory.get(module._memory_key(p, True)) for p in _prompts(module, texts["queries"][:2])]
     assert reasoning == [module.tokenizer.decode(t.token_ids, skip_special_tokens=True).strip() for t in remembered]
     # Unseen queries are reasoned on demand, then the vectors reuse that reasoning.
     module.forget_reasoning()

@@ -15,7 +15,7 @@ except ImportError:  # Python < 3.11
 import torch
 import torch.nn.functional as F
 from sentence_transformers.base.modules import InputModule
-from transformers import GenerationConfig, LogitsProcessorList
+from transformers import GenerationConfig, LogitsProcessorList, MinNewTokensLengthLogitsProcessor
 
 from st_search_r3 import reasoning as generation
 from st_search_r3.base_model import DEFAULT_BASE_MODEL
@@ -33,6 +33,7 @@ from st_search_r3.packing import cpu_matmul_precision, enable_packing, packed_la
 from st_search_r3.prompting import PromptBuilder
 from st_search_r3.reasoning_memory import ReasoningMemory, Trace
 from st_search_r3.settings import ANSWER_PREFIX, EMBEDDING_PROMPT, REASONING_PROMPT, check_settings
+from st_search_r3.stop_head import StopHead
 
 # Rows per forward pass when training on a CPU (length-sorted groups): 8 removes most of a batch's padding
 # while each matrix product still has a few hundred token rows.
@@ -50,6 +51,12 @@ class SearchR3(InputModule):
     <|embed_token|>``; at inference that pass runs the template prefix once and packs the texts without
     padding (:mod:`st_search_r3.packing`).
 
+    With ``reasoning="auto"`` the model decides per query: its first token after the reasoning prompt is computed
+    in one prefill, and a query whose first token is ``<|embed_token|>`` ("no reasoning needed") gets the direct
+    vector, exactly as with reasoning off; the others reason and embed as above. The decision is the logit of
+    the token's own output row when the model folder has one (:class:`~st_search_r3.stop_head.StopHead`, saved
+    as ``stop_head.safetensors``), which also ends the reasoning it chose to write.
+
     The reasoning behind each query vector is kept per query (:meth:`reasoning_of`); re-encoding a query whose
     reasoning is known skips generation. That memory is dropped as soon as any weight of the LLM changes in
     place (training), holds at most ``reasoning_memory_size`` queries and is safe to use from several threads.
@@ -57,8 +64,8 @@ class SearchR3(InputModule):
     Args:
         model_name_or_path: The causal LM: ``"SmolLM2-135M-Instruct"`` (the packaged default), a local folder
             or a Hugging Face id, or a folder with a LoRA adapter saved by training.
-        reasoning: Whether queries reason before embedding. Overridable per call:
-            ``model.encode_query(texts, reasoning=False)``.
+        reasoning: Whether queries reason before embedding: ``True`` always, ``False`` never, ``"auto"`` where
+            the model's first token says so. Overridable per call: ``model.encode_query(texts, reasoning=False)``.
         max_reasoning_tokens: Most tokens of reasoning per query; ``<|embed_token|>`` follows after them.
         fuse_direct_embedding: With reasoning, the query vector is the normalised sum of the embedding after the
             reasoning and the query's direct (reasoning-off) embedding: two views of one query, as O1-Embedder
@@ -105,7 +112,7 @@ class SearchR3(InputModule):
     def __init__(
         self,
         model_name_or_path: str = DEFAULT_BASE_MODEL,
-        reasoning: bool = True,
+        reasoning: bool | str = True,
         max_reasoning_tokens: int = 128,
         fuse_direct_embedding: bool = False,
         repetition_penalty: float = 1.0,
@@ -141,6 +148,7 @@ class SearchR3(InputModule):
         )
         if precision == "bfloat16":
             self.auto_model.to(torch.bfloat16)
+        self.stop_head = StopHead.load(model_name_or_path) if os.path.isdir(model_name_or_path) else None
         self.prompts = PromptBuilder(self.tokenizer, max_seq_length)
         self.packs = enable_packing(self.auto_model)
         self._memory = ReasoningMemory(reasoning_memory_size)
@@ -184,17 +192,18 @@ class SearchR3(InputModule):
                 (training uses this with each query's cached reasoning).
             prompt: Optional sentence-transformers prompt, prepended to each text.
             task: ``"query"`` reasons (unless reasoning is off); anything else embeds directly.
-            reasoning: Overrides the module's ``reasoning`` setting for this call.
+            reasoning: Overrides the module's ``reasoning`` setting for this call (``True``, ``False``, ``"auto"``).
 
         Returns:
             ``input_ids``, ``attention_mask`` and ``answer_mask`` (1 on the tokens the model writes: the
             reasoning or answer prefix, and ``<|embed_token|>``). A reasoning query whose reasoning is known
             (given, or remembered) ends with ``<|embed_token|>``; otherwise it ends at the start of the
-            assistant turn and is answered in :meth:`forward`. With ``fuse_direct_embedding``, reasoning
-            queries also get ``direct_ids`` and ``direct_mask``: the same texts in the reasoning-off format
-            (named so that no trainer takes them for a column of their own).
+            assistant turn and is answered in :meth:`forward`. With ``fuse_direct_embedding`` or ``"auto"``
+            reasoning, reasoning queries also get ``direct_ids`` and ``direct_mask``: the same texts in the
+            reasoning-off format (named so that no trainer takes them for a column of their own).
         """
-        reasons = self._reasons(task, reasoning)
+        mode = self._reasoning_mode(task, reasoning)
+        reasons = bool(mode)
         items = self._check_inputs(inputs, allow_pairs=reasons)
         if prompt:
             items = [(prompt + text, thought) for text, thought in items]
@@ -205,7 +214,7 @@ class SearchR3(InputModule):
                 prompt_ids = self.query_prompt_ids(text)
                 if thought is not None:
                     answer = self.prompts.encode_text(thought, self.max_reasoning_tokens) + [self.embed_token_id]
-                elif (remembered := memory.get(self._memory_key(prompt_ids))) is not None:
+                elif (remembered := memory.get(self._memory_key(prompt_ids, mode))) is not None:
                     answer = [*remembered.token_ids, self.embed_token_id]
                 else:
                     answer = []
@@ -215,7 +224,7 @@ class SearchR3(InputModule):
         input_ids, attention_mask = left_pad([p + a for p, a in sequences], self.tokenizer.pad_token_id)
         answer_mask, _ = left_pad([[0] * len(p) + [1] * len(a) for p, a in sequences], 0)
         features = {"input_ids": input_ids, "attention_mask": attention_mask, "answer_mask": answer_mask}
-        if reasons and self.fuse_direct_embedding:
+        if reasons and (self.fuse_direct_embedding or mode == "auto"):
             direct = self._direct_sequences([text for text, _ in items])
             features["direct_ids"], features["direct_mask"] = left_pad(
                 [p + a for p, a in direct], self.tokenizer.pad_token_id
@@ -236,8 +245,14 @@ class SearchR3(InputModule):
         reserve = self.max_reasoning_tokens + 2  # the reasoning, a token fed late, and the embed token
         return self.prompts.prompt_ids(text, self.reasoning_prompt, reserve=reserve)
 
-    def _reasons(self, task: str | None, reasoning: bool | None) -> bool:
-        return task == "query" and (self.reasoning if reasoning is None else reasoning)
+    def _reasoning_mode(self, task: str | None, reasoning: bool | str | None) -> bool | str:
+        """``False``, ``True`` (always reason) or ``"auto"`` for a call with these ``task`` and ``reasoning``."""
+        if task != "query":
+            return False
+        mode = self.reasoning if reasoning is None else reasoning
+        if mode not in (True, False, "auto"):
+            raise ValueError(f"reasoning must be True, False or 'auto', got {mode!r}")
+        return mode
 
     @staticmethod
     def _check_inputs(inputs, allow_pairs: bool) -> list[tuple[str, str | None]]:
@@ -275,11 +290,8 @@ class SearchR3(InputModule):
         with self._matmul_mode(input_ids, None):
             if training and bool((input_ids[:, -1] == self.embed_token_id).all()):
                 embeddings = self._forward_for_training(features)
-            elif self._reasons(task, reasoning):
-                embeddings = self._embed_queries(input_ids, attention_mask)
-                if "direct_ids" in features:
-                    direct = self._embed_in_one_pass(features["direct_ids"], features["direct_mask"])
-                    embeddings = fuse(embeddings, direct)
+            elif mode := self._reasoning_mode(task, reasoning):
+                embeddings = self._embed_queries(features, auto=mode == "auto")
             else:
                 embeddings = self._embed_in_one_pass(input_ids, attention_mask)
         embeddings = embeddings.float()
@@ -311,9 +323,16 @@ class SearchR3(InputModule):
         return cpu_matmul_precision(precision) if input_ids.device.type == "cpu" else nullcontext()
 
     def _embed_in_one_pass(self, input_ids: torch.Tensor, attention_mask: torch.Tensor) -> torch.Tensor:
-        """The embed token's hidden state of prompts that end with it. The template prefix runs once per batch;
-        it is cut at the template's own length, so a text alone and in a batch is split alike."""
-        template_length = len(self.prompts.template(self.embedding_prompt)[0])
+        """The embed token's hidden state of prompts that end with it."""
+        return self._last_hidden_states(input_ids, attention_mask, self.embedding_prompt)
+
+    def _last_hidden_states(
+        self, input_ids: torch.Tensor, attention_mask: torch.Tensor, system_prompt: str
+    ) -> torch.Tensor:
+        """The last position's final hidden state of left-padded prompts made with ``system_prompt``. The
+        template prefix runs once per batch; it is cut at the template's own length, so a text alone and in a
+        batch is split alike."""
+        template_length = len(self.prompts.template(system_prompt)[0])
         prefix_length = common_prefix_length(input_ids, attention_mask, limit=template_length)
         if self.packs and not torch.is_grad_enabled():
             with self._matmul_mode(input_ids, self.matmul_precision):
@@ -325,14 +344,29 @@ class SearchR3(InputModule):
         # Training: padded rows, differentiable through the shared prefix.
         return shared_prefix_hidden_states(self.auto_model, input_ids, attention_mask, prefix_length)[:, -1]
 
-    def _embed_queries(self, input_ids: torch.Tensor, attention_mask: torch.Tensor) -> torch.Tensor:
-        """One forward pass for queries whose reasoning is known; reasoning first for the others."""
+    def _embed_queries(self, features: dict[str, torch.Tensor], auto: bool) -> torch.Tensor:
+        """One forward pass for queries whose reasoning is known; reasoning first for the others. In ``auto``
+        mode a query without reasoning (it stopped at once, or was given an empty one) takes the direct view."""
+        input_ids, attention_mask = features["input_ids"], features["attention_mask"]
         known = input_ids[:, -1] == self.embed_token_id
-        embeddings = torch.empty(len(input_ids), self.auto_model.config.hidden_size, device=input_ids.device)
-        if known.any():
-            embeddings[known] = last_token_embedding(self.auto_model, input_ids[known], attention_mask[known]).float()
+        at_once = known & (features["answer_mask"].sum(dim=1) == 1) if auto else torch.zeros_like(known)
+        embeddings = torch.zeros(len(input_ids), self.auto_model.config.hidden_size, device=input_ids.device)
+        reason = known & ~at_once
+        if reason.any():
+            embeddings[reason] = last_token_embedding(self.auto_model, input_ids[reason], attention_mask[reason]).float()
         if not known.all():
-            embeddings[~known] = self._reason_and_embed(input_ids[~known], attention_mask[~known])[0].float()
+            vectors, _, stopped = self._reason_and_embed(input_ids[~known], attention_mask[~known], auto)
+            embeddings[~known] = vectors.float()
+            at_once[~known] = stopped
+        # The direct view: of every query when fusing, else only of those that did not reason.
+        rows = torch.ones_like(known) if self.fuse_direct_embedding else at_once
+        if rows.any():
+            if "direct_ids" not in features:
+                raise ValueError("queries without reasoning need direct_ids and direct_mask (see preprocess)")
+            direct = self._embed_in_one_pass(features["direct_ids"][rows], features["direct_mask"][rows]).float()
+            if self.fuse_direct_embedding:
+                embeddings = fuse(embeddings, direct)
+            embeddings[at_once] = direct[at_once[rows]]
         return embeddings
 
     # ------------------------------------------------------------------------------------- reasoning
@@ -349,38 +383,75 @@ class SearchR3(InputModule):
         )
 
     def reasoning_logits_processors(self, prompt_width: int) -> LogitsProcessorList:
-        """The repetition guards over the generated tokens only (:func:`st_search_r3.reasoning.repetition_guards`)."""
-        return generation.repetition_guards(self.repetition_penalty, self.no_repeat_ngram_size, prompt_width)
+        """The repetition guards over the generated tokens only (:func:`st_search_r3.reasoning.repetition_guards`),
+        and no stop token as the first one: a query that reasons writes at least one token."""
+        processors = generation.repetition_guards(self.repetition_penalty, self.no_repeat_ngram_size, prompt_width)
+        processors.append(MinNewTokensLengthLogitsProcessor(prompt_width, 1, self.stop_token_ids()))
+        return processors
+
+    def _stop_head_attached(self):
+        """The stop head in place of the LM head's ``<|embed_token|>`` logit, when the model has one."""
+        if self.stop_head is None:
+            return nullcontext()
+        return self.stop_head.attached(self.auto_model.get_output_embeddings(), self.embed_token_id)
+
+    def first_tokens(self, input_ids: torch.Tensor, attention_mask: torch.Tensor) -> torch.Tensor:
+        """The greedy first token after each (left-padded) query prompt, in one prefill that runs the template
+        once: ``<|embed_token|>`` means the model chose not to reason."""
+        hidden = self._last_hidden_states(input_ids, attention_mask, self.reasoning_prompt)
+        with self._stop_head_attached():
+            logits = self.auto_model.get_output_embeddings()(hidden.to(self.auto_model.dtype))
+        return logits.argmax(dim=-1)
 
     def _reason_and_embed(
-        self, input_ids: torch.Tensor, attention_mask: torch.Tensor
-    ) -> tuple[torch.Tensor, list[Trace]]:
-        """Greedy reasoning, then the embed token's hidden state from the generation's KV cache."""
-        output = self.auto_model.generate(
-            input_ids=input_ids,
-            attention_mask=attention_mask,
-            generation_config=self.reasoning_generation_config(return_dict_in_generate=True, use_cache=True),
-            logits_processor=self.reasoning_logits_processors(input_ids.shape[1]),
-        )
-        generated = output.sequences[:, input_ids.shape[1] :]
-        lengths = generation.reasoning_lengths(generated, self.stop_token_ids())
-        traces = generation.traces(generated, lengths)
-        memory = self._current_memory()
-        for prompt_row, mask_row, trace in zip(input_ids, attention_mask, traces):
-            memory.put(self._memory_key(prompt_row[mask_row.bool()].tolist()), trace)
-        embeddings = embed_after_generation(
-            self.auto_model,
-            output.past_key_values,
-            attention_mask,
-            generated,
-            lengths,
-            self.embed_token_id,
-            self.tokenizer.pad_token_id,
-        )
-        return embeddings, traces
+        self, input_ids: torch.Tensor, attention_mask: torch.Tensor, auto: bool = False
+    ) -> tuple[torch.Tensor, list[Trace], torch.Tensor]:
+        """Greedy reasoning, then the embed token's hidden state from the generation's KV cache. In ``auto`` mode
+        rows whose first token is a stop token (:meth:`first_tokens`) are not generated: their trace is empty and
+        their row of the returned embeddings is zero, to be filled by the caller.
 
-    def reasoning_of(self, queries: list[str], batch_size: int = 16) -> list[str]:
-        """The reasoning text behind each query's vector (what ``encode_query`` generated for it).
+        Returns:
+            The embeddings, each row's trace, and which rows stopped at once.
+        """
+        n = len(input_ids)
+        stops = torch.tensor(self.stop_token_ids(), device=input_ids.device)
+        first = self.first_tokens(input_ids, attention_mask) if auto else torch.zeros_like(input_ids[:, 0])
+        at_once = torch.isin(first, stops) if auto else torch.zeros(n, dtype=torch.bool, device=input_ids.device)
+        embeddings = torch.zeros(n, self.auto_model.config.hidden_size, device=input_ids.device)
+        traces = [Trace((), int(token)) for token in first.tolist()]
+        if not at_once.all():
+            rows = (~at_once).nonzero().flatten()
+            ids, mask = input_ids[rows], attention_mask[rows]
+            ids, mask = ids[:, int((mask.sum(0) == 0).sum()) :], mask[:, int((mask.sum(0) == 0).sum()) :]
+            with self._stop_head_attached():
+                output = self.auto_model.generate(
+                    input_ids=ids,
+                    attention_mask=mask,
+                    generation_config=self.reasoning_generation_config(return_dict_in_generate=True, use_cache=True),
+                    logits_processor=self.reasoning_logits_processors(ids.shape[1]),
+                )
+            generated = output.sequences[:, ids.shape[1] :]
+            lengths = generation.reasoning_lengths(generated, self.stop_token_ids())
+            for row, trace in zip(rows.tolist(), generation.traces(generated, lengths)):
+                traces[row] = trace
+            embeddings[rows] = embed_after_generation(
+                self.auto_model,
+                output.past_key_values,
+                mask,
+                generated,
+                lengths,
+                self.embed_token_id,
+                self.tokenizer.pad_token_id,
+            ).float()
+        memory = self._current_memory()
+        mode = "auto" if auto else True
+        for prompt_row, mask_row, trace in zip(input_ids, attention_mask, traces):
+            memory.put(self._memory_key(prompt_row[mask_row.bool()].tolist(), mode), trace)
+        return embeddings, traces, at_once
+
+    def reasoning_of(self, queries: list[str], batch_size: int = 16, reasoning: bool | str | None = None) -> list[str]:
+        """The reasoning text behind each query's vector (what ``encode_query`` generated for it; empty where
+        the model chose not to reason).
 
         Queries that were encoded since the weights last changed cost nothing; the others are reasoned (and
         embedded) now, in batches.
@@ -388,19 +459,26 @@ class SearchR3(InputModule):
         Args:
             queries: Query texts, exactly as passed to ``encode_query`` (any prompt included).
             batch_size: Batch size for queries that still need reasoning.
+            reasoning: ``"auto"`` for the model's own choice, ``True`` for reasoning in any case; by default
+                ``"auto"`` if that is the module's setting, else ``True`` (what the model would reason).
         """
         return [
             self.tokenizer.decode(trace.token_ids, skip_special_tokens=True).strip()
-            for trace in self.reasoning_traces(queries, batch_size)
+            for trace in self.reasoning_traces(queries, batch_size, reasoning)
         ]
 
-    def reasoning_traces(self, queries: list[str], batch_size: int = 16) -> list[Trace]:
+    def reasoning_traces(
+        self, queries: list[str], batch_size: int = 16, reasoning: bool | str | None = None
+    ) -> list[Trace]:
         """Like :meth:`reasoning_of`, as :class:`~st_search_r3.reasoning_memory.Trace` objects: the reasoning's
         token ids and the token that ended it (``<|embed_token|>`` when the model wrote it itself, EOS, or
-        ``None`` when the budget ran out)."""
+        ``None`` when the budget ran out). A query that chose not to reason has no ids and ends with the token."""
+        mode = reasoning if reasoning is not None else ("auto" if self.reasoning == "auto" else True)
+        if mode not in (True, "auto"):
+            raise ValueError(f"reasoning must be True or 'auto' for traces, got {mode!r}")
         prompts = [self.query_prompt_ids(text) for text, _ in self._check_inputs(queries, allow_pairs=False)]
         memory = self._current_memory()
-        traces = [memory.get(self._memory_key(ids)) for ids in prompts]
+        traces = [memory.get(self._memory_key(ids, mode)) for ids in prompts]
         missing = [i for i, trace in enumerate(traces) if trace is None]
         device = self.auto_model.device
         with torch.inference_mode():
@@ -408,7 +486,7 @@ class SearchR3(InputModule):
                 rows = missing[start : start + batch_size]
                 ids, mask = left_pad([prompts[i] for i in rows], self.tokenizer.pad_token_id, device=device)
                 with self._matmul_mode(ids, None):
-                    for row, trace in zip(rows, self._reason_and_embed(ids, mask)[1]):
+                    for row, trace in zip(rows, self._reason_and_embed(ids, mask, auto=mode == "auto")[1]):
                         traces[row] = trace
         return traces
 
@@ -435,7 +513,7 @@ class SearchR3(InputModule):
                 ids, mask = left_pad(
                     prompts[start : start + batch_size], self.tokenizer.pad_token_id, device=self.auto_model.device
                 )
-                with self._matmul_mode(ids, None):
+                with self._matmul_mode(ids, None), self._stop_head_attached():
                     output = self.auto_model.generate(
                         input_ids=ids,
                         attention_mask=mask,
@@ -455,14 +533,14 @@ class SearchR3(InputModule):
         """Drops the remembered reasoning, so the next ``encode_query`` generates again."""
         self._memory.clear()
 
-    def _memory_key(self, prompt_ids: list[int]) -> bytes:
-        settings = (self.max_reasoning_tokens, self.repetition_penalty, self.no_repeat_ngram_size)
+    def _memory_key(self, prompt_ids: list[int], mode: bool | str) -> bytes:
+        settings = (self.max_reasoning_tokens, self.repetition_penalty, self.no_repeat_ngram_size, mode == "auto")
         return generation.memory_key(settings, prompt_ids)
 
     def _current_memory(self) -> ReasoningMemory:
         """The reasoning memory, emptied first if any weight changed since it was filled."""
         # Every in-place update of a parameter (optimizer step, load_state_dict) bumps its version.
-        self._memory.check_stamp(tuple(p._version for p in self.auto_model.parameters()))
+        self._memory.check_stamp(tuple(p._version for p in self.parameters()))
         return self._memory
 
     # ------------------------------------------------------------------------------------ properties
@@ -478,6 +556,8 @@ class SearchR3(InputModule):
     def save(self, output_path: str, *args, safe_serialization: bool = True, **kwargs) -> None:
         """Saves the LLM (only its adapter when it is a PEFT model), the tokenizer and the settings."""
         self.auto_model.save_pretrained(output_path, safe_serialization=safe_serialization)
+        if self.stop_head is not None:
+            self.stop_head.save(output_path)
         self.save_tokenizer(output_path)
         self.save_config(output_path)
 

@@ -18,7 +18,7 @@ PRECISIONS = ("float32", "bfloat16")
 
 def check_settings(
     *,
-    reasoning: bool,
+    reasoning: bool | str,
     max_reasoning_tokens: int,
     repetition_penalty: float,
     no_repeat_ngram_size: int,
@@ -29,8 +29,8 @@ def check_settings(
     **_,
 ) -> None:
     """Raises ``ValueError`` (``TypeError`` for a wrong type) naming the first setting that is out of range."""
-    if not isinstance(reasoning, bool):
-        raise TypeError(f"reasoning must be a bool, got {reasoning!r}")
+    if not isinstance(reasoning, bool) and reasoning != "auto":
+        raise TypeError(f"reasoning must be True, False or 'auto', got {reasoning!r}")
     for name, value, least in (
         ("max_reasoning_tokens", max_reasoning_tokens, 1),
         ("no_repeat_ngram_size", no_repeat_ngram_size, 0),
