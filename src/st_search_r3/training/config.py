@@ -188,8 +188,46 @@ class SearchR3RLConfig(SearchR3TrainingConfig):
             raise ValueError(f"{self.source!r}: held out of training (a test task only)")
 
 
+@dataclass
+class SearchR3StopConfig(SearchR3TrainingConfig):
+    """When to think: fit the ``<|embed_token|>`` output row of a trained model (``train/stop.py``), all else
+    frozen; see :mod:`st_search_r3.training.stop_training`."""
+
+    model: str = field(
+        default="src/st_search_r3/weights",
+        metadata={"help": "the trained adapter folder (train/sft.py's final, or the shipped weights)"},
+    )
+    sources: list[str] = field(
+        default_factory=lambda: ["wordnet", "debian", "pycode", "manpages", "infomanuals", "faqs"],
+        metadata={"help": "built sources whose train splits give the queries"},
+    )
+    queries_per_source: int = field(default=150, metadata={"help": "training queries drawn per source"})
+    documents_per_source: int = field(
+        default=1000, metadata={"help": "their relevant documents plus distractors, ranked for the gain"}
+    )
+    sentences: int = field(default=1, metadata={"help": "a reasoning is cut (and taught to stop) after this many"})
+    token_cost: float = field(default=0.002, metadata={"help": "DCG@100 a reasoning token must gain to pay for itself"})
+    decision_weight: float = field(default=1.0, metadata={"help": "weight of the first-token decision term"})
+    l2: list[float] = field(
+        default_factory=lambda: [1e-3, 1e-2, 1e-1, 1.0],
+        metadata={"help": "penalties on the row's move, one chosen by the gain taken on held-out training queries"},
+    )
+    holdout_fraction: float = field(default=0.25, metadata={"help": "training queries held out to choose l2"})
+    max_reasoning_tokens: int = field(default=64, metadata={"help": "reasoning budget while collecting"})
+    output_dir: str = field(default="runs/stop_head", metadata={"help": "the model folder written (and its record)"})
+    seed: int = field(default=0, metadata={"help": "draw of the queries and of the held-out part"})
+
+    def __post_init__(self) -> None:
+        super().__post_init__()
+        if HELD_OUT & set(self.sources):
+            raise ValueError(f"{sorted(HELD_OUT & set(self.sources))}: held out of training (a test task only)")
+        if self.sentences < 1 or self.queries_per_source < 2 or not 0 < self.holdout_fraction < 1:
+            raise ValueError("sentences >= 1, queries_per_source >= 2 and 0 < holdout_fraction < 1 are needed")
+
+
 def parse_config(dataclass_types: tuple, default_config: str | Path, description: str, argv: list[str] | None = None):
-    """Parses ``--config YAML`` and ``--field value`` overrides into the dataclasses (TRL's ``TrlParser``).
+    """Parses ``--config YAML`` and ``--field value`` overrides into the dataclasses (TRL's ``TrlParser``): the
+    config and the trainer's arguments, or the config alone when ``dataclass_types`` holds one.
 
     Without ``--config`` the script's ``default_config`` is read, so a bare ``python train/X.py`` runs the
     default recipe on a CPU-only machine.
@@ -206,7 +244,10 @@ def parse_config(dataclass_types: tuple, default_config: str | Path, description
     )
     if "--config" not in argv and not {"-h", "--help"} & set(argv):
         argv = ["--config", str(default_config), *argv]
-    config, args = parser.parse_args_and_config(argv)
+    parsed = parser.parse_args_and_config(argv)
+    if len(parsed) == 1:  # a script without a trainer (train/stop.py)
+        return parsed[0]
+    config, args = parsed
     drop_emulated_bf16(args)
     return config, args
 
