@@ -1,17 +1,22 @@
-"""Does the reasoning pay? Reasoning on vs off per query, the traces' quality, and sample reasonings.
+"""Does the reasoning pay? Reasoning off, on and "auto" (the model's choice) per query, the traces' quality,
+and sample reasonings.
 
     python benchmarks/reasoning_report.py --split test                  # the installed search-r3
-    python benchmarks/reasoning_report.py --split dev --queries 100 --model runs/sft_reasoning/final
+    python benchmarks/reasoning_report.py --split dev --model runs/stop_head/final
 
-For each task's split: the corpus is embedded once (documents never reason), the queries with reasoning
-off and on. Per query: the rank of its relevant document both ways. Printed and written to
-``benchmarks/results/reasoning_<split><suffix>.{json,md}``:
+For each task's split (all its queries unless ``--queries``): the corpus is embedded once (documents never
+reason), the queries three ways: reasoning off, on (always reasoning) and auto. Per query: the rank of its
+relevant document each way. Printed and written to ``benchmarks/results/reasoning_<split><suffix>.{json,md,png}``:
 
-- nDCG@10 with reasoning off and on (computed here; ``quality.py`` gives the same figures through mteb);
-- queries/s with reasoning off and on (query encoding only, same run, same batch size);
-- trace quality: the share of reasonings in which a token 4-gram occurs 3 or more times (loops), the
-  share that ended with an ``<|embed_token|>`` the model wrote itself, mean reasoning length in tokens;
-- ten sample reasonings drawn with a fixed seed from the evaluated queries (not picked by hand).
+- nDCG@10 off, on and auto (computed here; ``quality.py`` gives the same figures through mteb), and the oracle
+  that picks the better of off and on per query: how much of its gain auto took;
+- queries/s off, on and auto (query encoding only, same run, same batch size);
+- the share of queries that reasoned under auto and their mean reasoning length in tokens;
+- trace quality, of auto's traces and of always-on's: the share in which a token 4-gram occurs 3 or more times
+  (loops), the share that ended with an ``<|embed_token|>`` the model wrote itself (under auto, a query that
+  stopped at once did);
+- ten sample reasonings drawn with a fixed seed among the queries that reasoned under auto (among all queries
+  of always-on where none did), not picked by hand.
 
 With ``--samples N`` it also measures the ceiling of choosing per query: N reasonings sampled per query (T 0.8,
 top-k 20) are embedded too, and the oracle that keeps, per query, the best of {no reasoning, greedy} or of
@@ -45,7 +50,10 @@ TASKS = {
     "pycode": "SearchR3PythonCodeRetrieval",
     "manpages": "SearchR3ManPagesRetrieval",
     "infomanuals": "SearchR3InfoManualsRetrieval",
+    "faqs": "SearchR3FAQRetrieval",
+    "vimfaq": "SearchR3VimFAQRetrieval",
 }
+MODES = {"off": False, "on": True, "auto": "auto"}
 
 
 def loops(token_ids: tuple[int, ...], n: int = 4, times: int = 3) -> bool:
@@ -72,10 +80,10 @@ def ranks(queries: np.ndarray, documents: np.ndarray, relevant: list[int]) -> li
 
 
 def load_task(source: str, split_name: str, num_queries: int) -> tuple[list[str], list[str], list[int]]:
-    """``(queries, documents, relevant)``: the first ``num_queries`` queries (seed 0) that have a relevant
+    """``(queries, documents, relevant)``: ``num_queries`` queries (seed 0; 0: all) that have a relevant
     document, the whole corpus of the split, and the index of each query's most relevant document in it."""
     split = RetrievalSplit.load(data_dir() / source / split_name)
-    split = split.sample(num_queries, len(split.corpus), seed=0)
+    split = split.sample(num_queries or len(split.queries), len(split.corpus), seed=0)
     query_ids = [q for q in split.queries if split.qrels.get(q)]
     document_ids = list(split.corpus)
     position = {d: i for i, d in enumerate(document_ids)}
@@ -90,27 +98,24 @@ def report_task(
     module = model[0]
     print(f"{TASKS[source]} {split_name}: {len(corpus)} documents, {len(queries)} queries", flush=True)
     documents = model.encode_document(corpus, batch_size=batch_size, show_progress_bar=True)
-    timings, vectors = {}, {}
-    for reasoning in (False, True):
+    timings, rank, traces = {}, {}, {}
+    for mode, reasoning in MODES.items():
         module.forget_reasoning()
         start = time.perf_counter()
-        vectors[reasoning] = model.encode_query(
-            queries, batch_size=batch_size, reasoning=reasoning, show_progress_bar=True
-        )
-        timings[reasoning] = len(queries) / (time.perf_counter() - start)
-    traces = module.reasoning_traces(queries)  # remembered from the encoding: no generation here
-    view_alone = None
-    if module.fuse_direct_embedding:  # the reasoning's own view, without the direct one (remembered reasoning)
-        module.fuse_direct_embedding = False
-        alone = model.encode_query(queries, batch_size=batch_size, reasoning=True)
-        module.fuse_direct_embedding = True
-        view_alone = mean_ndcg_at_10(alone, documents, relevant)
-    rank_off, rank_on = ranks(vectors[False], documents, relevant), ranks(vectors[True], documents, relevant)
-    texts = [module.tokenizer.decode(t.token_ids, skip_special_tokens=True).strip() for t in traces]
+        vectors = model.encode_query(queries, batch_size=batch_size, reasoning=reasoning, show_progress_bar=True)
+        timings[mode] = len(queries) / (time.perf_counter() - start)
+        rank[mode] = ranks(vectors, documents, relevant)
+        if reasoning:  # remembered from the encoding: no generation here
+            traces[mode] = module.reasoning_traces(queries, reasoning=reasoning)
+    reasoned = [i for i, t in enumerate(traces["auto"]) if t.token_ids]
+    shown = "auto" if reasoned else "on"
+    pool = reasoned or range(len(queries))
+    texts = [module.tokenizer.decode(t.token_ids, skip_special_tokens=True).strip() for t in traces[shown]]
     samples = [
-        {"query": queries[i], "reasoning": texts[i], "rank_off": rank_off[i], "rank_on": rank_on[i]}
-        for i in sorted(rng.sample(range(len(queries)), min(10, len(queries))))
+        dict(query=queries[i], mode=shown, reasoning=texts[i], rank_off=rank["off"][i], rank_with=rank[shown][i])
+        for i in sorted(rng.sample(list(pool), min(10, len(pool))))
     ]
+    best_greedy = np.minimum(rank["off"], rank["on"])
     oracle = {}
     if num_samples:
         drawn = module.sample_reasonings(queries, num_samples, batch_size=batch_size)
@@ -118,62 +123,93 @@ def report_task(
         sampled = model.encode_query(pairs, batch_size=batch_size, reasoning=True, show_progress_bar=True)
         rank_samples = np.array(ranks(sampled, documents, np.repeat(relevant, num_samples).tolist()))
         rank_samples = rank_samples.reshape(len(queries), num_samples)
-        best_greedy = np.minimum(rank_off, rank_on)
         best_any = np.minimum(best_greedy, rank_samples.min(axis=1))
         oracle = {
             "ndcg_at_10_samples_mean": float(np.mean([[ndcg_at_10(r) for r in row] for row in rank_samples])),
-            "ndcg_at_10_oracle_off_greedy": float(np.mean([ndcg_at_10(r) for r in best_greedy])),
             "ndcg_at_10_oracle_off_greedy_samples": float(np.mean([ndcg_at_10(r) for r in best_any])),
-            "helped_by_a_sample": int((rank_samples.min(axis=1) < np.asarray(rank_off)).sum()),
+            "helped_by_a_sample": int((rank_samples.min(axis=1) < np.asarray(rank["off"])).sum()),
             "per_query": [
                 {"query": q, "rank_off": a, "rank_greedy": b, "rank_samples": row.tolist(), "samples": group}
-                for q, a, b, row, group in zip(queries, rank_off, rank_on, rank_samples, drawn)
+                for q, a, b, row, group in zip(queries, rank["off"], rank["on"], rank_samples, drawn)
             ],
         }
+
+    def trace_quality(found) -> dict:
+        return {
+            "looping": float(np.mean([loops(t.token_ids) for t in found])),
+            "self_ended": float(np.mean([t.stop_token_id == module.embed_token_id for t in found])),
+        }
+
     return {
         **oracle,
         "task": TASKS[source],
         "queries": len(queries),
         "documents": len(corpus),
-        "ndcg_at_10_off": float(np.mean([ndcg_at_10(r) for r in rank_off])),
-        "ndcg_at_10_on": float(np.mean([ndcg_at_10(r) for r in rank_on])),
-        "ndcg_at_10_reasoning_view_alone": view_alone,
-        "better_with_reasoning": sum(a < b for a, b in zip(rank_on, rank_off)),
-        "worse_with_reasoning": sum(a > b for a, b in zip(rank_on, rank_off)),
-        "queries_per_second_off": timings[False],
-        "queries_per_second_on": timings[True],
-        "looping": float(np.mean([loops(t.token_ids) for t in traces])),
-        "self_ended": float(np.mean([t.stop_token_id == module.embed_token_id for t in traces])),
-        "mean_reasoning_tokens": float(np.mean([len(t.token_ids) for t in traces])),
+        **{f"ndcg_at_10_{mode}": float(np.mean([ndcg_at_10(r) for r in rank[mode]])) for mode in MODES},
+        "ndcg_at_10_oracle_off_greedy": float(np.mean([ndcg_at_10(r) for r in best_greedy])),
+        "better_with_reasoning": sum(a < b for a, b in zip(rank["on"], rank["off"])),
+        "worse_with_reasoning": sum(a > b for a, b in zip(rank["on"], rank["off"])),
+        "better_with_auto": sum(a < b for a, b in zip(rank["auto"], rank["off"])),
+        "worse_with_auto": sum(a > b for a, b in zip(rank["auto"], rank["off"])),
+        **{f"queries_per_second_{mode}": timings[mode] for mode in MODES},
+        "auto_reasoning_share": len(reasoned) / len(queries),
+        "auto_mean_reasoning_tokens": float(np.mean([len(traces["auto"][i].token_ids) for i in reasoned]))
+        if reasoned
+        else 0.0,
+        "auto_traces": trace_quality(traces["auto"]),
+        "on_traces": {
+            **trace_quality(traces["on"]),
+            "mean_tokens": float(np.mean([len(t.token_ids) for t in traces["on"]])),
+        },
         "samples": samples,
     }
 
 
 def write_outputs(rows: list[dict], split: str, suffix: str, command: str, model_name: str) -> None:
+    pct = lambda x: f"{100 * x:.1f}"  # noqa: E731
     lines = [
-        f"Reasoning on vs off, {split} splits, {model_name} (`{command}`)",
+        f"Reasoning off, on and auto, {split} splits, {model_name} (`{command}`)",
         "",
-        "| task | queries | nDCG@10 off | nDCG@10 on | on, reasoning view alone | better / worse | q/s off | q/s on | "
-        "looping | self-ended | mean tokens |",
-        "|---|---:|---:|---:|---:|---|---:|---:|---:|---:|---:|",
+        "| task | queries | nDCG@10 off | on | auto | oracle off / on | auto's share of the oracle's gain | "
+        "auto reasons on | mean tokens | self-ended | looping | q/s off | q/s auto | q/s on |",
+        "|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|",
     ]
     for r in rows:
-        view = r["ndcg_at_10_reasoning_view_alone"]
-        alone = "-" if view is None else f"{100 * view:.1f}"
+        possible = r["ndcg_at_10_oracle_off_greedy"] - r["ndcg_at_10_off"]
+        taken = f"{(r['ndcg_at_10_auto'] - r['ndcg_at_10_off']) / possible:+.0%}" if possible > 0 else "-"
         lines.append(
-            f"| {r['task']} | {r['queries']} | {100 * r['ndcg_at_10_off']:.1f} | {100 * r['ndcg_at_10_on']:.1f} | "
-            f"{alone} | "
-            f"{r['better_with_reasoning']} / {r['worse_with_reasoning']} | {r['queries_per_second_off']:.1f} | "
-            f"{r['queries_per_second_on']:.2f} | {100 * r['looping']:.1f}% | {100 * r['self_ended']:.1f}% | "
-            f"{r['mean_reasoning_tokens']:.1f} |"
+            f"| {r['task']} | {r['queries']} | {pct(r['ndcg_at_10_off'])} | {pct(r['ndcg_at_10_on'])} | "
+            f"{pct(r['ndcg_at_10_auto'])} | {pct(r['ndcg_at_10_oracle_off_greedy'])} | {taken} | "
+            f"{pct(r['auto_reasoning_share'])}% | {r['auto_mean_reasoning_tokens']:.1f} | "
+            f"{pct(r['auto_traces']['self_ended'])}% | {pct(r['auto_traces']['looping'])}% | "
+            f"{r['queries_per_second_off']:.1f} | {r['queries_per_second_auto']:.1f} | "
+            f"{r['queries_per_second_on']:.2f} |"
         )
-    mean = {k: float(np.mean([r[k] for r in rows])) for k in ("ndcg_at_10_off", "ndcg_at_10_on")}
-    lines += ["", f"Mean nDCG@10: off {100 * mean['ndcg_at_10_off']:.1f}, on {100 * mean['ndcg_at_10_on']:.1f}", ""]
-    lines += ["Sample reasonings (seed 0): rank of the relevant document without -> with reasoning", ""]
+    mean = {k: float(np.mean([r[k] for r in rows])) for k in rows[0] if k.startswith("ndcg_at_10_")}
+    total = sum(r["queries"] for r in rows)
+
+    def over_queries(value) -> str:  # a per-task share, over all queries
+        return pct(sum(value(r) * r["queries"] for r in rows) / total)
+
+    lines += [
+        "",
+        f"Mean nDCG@10: off {pct(mean['ndcg_at_10_off'])}, on {pct(mean['ndcg_at_10_on'])}, "
+        f"auto {pct(mean['ndcg_at_10_auto'])}, oracle off / on {pct(mean['ndcg_at_10_oracle_off_greedy'])}. "
+        f"Auto, over all {total} queries: reasons on {over_queries(lambda r: r['auto_reasoning_share'])}%, "
+        f"self-ended {over_queries(lambda r: r['auto_traces']['self_ended'])}%, "
+        f"looping {over_queries(lambda r: r['auto_traces']['looping'])}%. "
+        f"Always on: self-ended {over_queries(lambda r: r['on_traces']['self_ended'])}%, "
+        f"looping {over_queries(lambda r: r['on_traces']['looping'])}%.",
+        "",
+        "Sample reasonings (seed 0, among the queries that reasoned under auto): rank of the relevant document "
+        "without -> with reasoning",
+        "",
+    ]
     for r in rows:
         for s in r["samples"]:
             lines.append(
-                f"- [{r['task']}] **{s['query']}** -> _{s['reasoning']}_ (rank {s['rank_off']} -> {s['rank_on']})"
+                f"- [{r['task']}, {s['mode']}] **{s['query']}** -> _{s['reasoning']}_ "
+                f"(rank {s['rank_off']} -> {s['rank_with']})"
             )
     if "per_query" in rows[0]:
         lines += oracle_lines(rows)
@@ -186,7 +222,33 @@ def write_outputs(rows: list[dict], split: str, suffix: str, command: str, model
     output.with_suffix(".json").write_text(
         json.dumps({"command": command, "model": model_name, "tasks": rows}, indent=2)
     )
+    plot(rows, output.with_suffix(".png"), f"{split} splits: nDCG@10 by reasoning mode")
     print("\n".join(lines))
+
+
+def plot(rows: list[dict], path: Path, title: str) -> None:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    bars = {"off": "ndcg_at_10_off", "auto": "ndcg_at_10_auto", "on": "ndcg_at_10_on"}
+    bars["oracle off / on"] = "ndcg_at_10_oracle_off_greedy"
+    width = 0.8 / len(bars)
+    figure, axis = plt.subplots(figsize=(10, 4))
+    x = np.arange(len(rows))
+    for k, (label, key) in enumerate(bars.items()):
+        axis.bar(x + k * width, [100 * r[key] for r in rows], width, label=label)
+    names = [r["task"].removeprefix("SearchR3").removesuffix("Retrieval") for r in rows]
+    axis.set_xticks(x + width * (len(bars) - 1) / 2, names)
+    low = min(100 * r[key] for r in rows for key in bars.values())
+    axis.set_ylim(max(0, low - 5), 100)
+    axis.set_ylabel("nDCG@10")
+    axis.set_title(title)
+    axis.legend(ncol=4, fontsize=8)
+    figure.tight_layout()
+    figure.savefig(path, dpi=120)
+    plt.close(figure)
 
 
 def oracle_lines(rows: list[dict]) -> list[str]:
@@ -212,7 +274,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--split", default="test", choices=["dev", "test"])
     parser.add_argument("--sources", nargs="+", default=list(TASKS), choices=list(TASKS))
-    parser.add_argument("--queries", type=int, default=300, help="queries per task (all of the split's corpus)")
+    parser.add_argument("--queries", type=int, default=0, help="queries per task (0: all; all of the corpus)")
     parser.add_argument("--model", help="a model folder (default: the installed search-r3)")
     parser.add_argument("--precision", default="bfloat16", choices=["float32", "bfloat16"])
     parser.add_argument("--batch-size", type=int, default=16)
@@ -240,7 +302,8 @@ def main() -> None:
     settings = {k: getattr(model[0], k) for k in ("max_reasoning_tokens", "repetition_penalty", "no_repeat_ngram_size")}
     rng = random.Random(0)
     command = "python " + shlex.join(sys.argv)
-    rows = [report_task(model, s, args.split, args.queries, args.batch_size, rng, args.samples) for s in args.sources]
+    sources = [s for s in args.sources if (data_dir() / s / args.split).is_dir()]  # vimfaq has no dev split
+    rows = [report_task(model, s, args.split, args.queries, args.batch_size, rng, args.samples) for s in sources]
     name = f"{args.model or 'search-r3 (installed)'}, {args.precision}, {settings}"
     write_outputs(rows, args.split, args.output_suffix, command, name)
 

@@ -32,7 +32,8 @@ def test_smoke_config_runs_two_grpo_steps_with_the_cached_corpus(tiny_model, tin
     record = json.loads((final / "training_record.json").read_text())
     assert record["steps"] == 2
     logged = {key for row in record["log_history"] for key in row}
-    assert {"rewards/ranking_reward/mean", "rewards/format_reward/mean", "corpus/drift", "dev_ndcg@10"} <= logged
+    assert {"rewards/ranking_reward/mean", "rewards/format_reward/mean", "rewards/length_reward/mean"} <= logged
+    assert {"corpus/drift", "dev_ndcg@10", "gain_over_direct"} <= logged
     assert (tmp_path / "run" / "curves.png").is_file()
     # Every checkpoint carries the corpus cache; resuming loads it instead of re-encoding everything.
     cache = tmp_path / "run" / "checkpoint-2" / "corpus_index"
@@ -94,10 +95,25 @@ def test_completion_embeddings_match_encode_query_with_that_reasoning(tiny_model
     assert min(rewards) >= 0.5
     assert trainer.format_reward(None, completions) == [1.0, 0.0]
 
-    module.fuse_direct_embedding = True  # rewarded as inference embeds a fused query
+    # A completion that stops at once takes the direct vector, as reasoning="auto" does; it costs no length.
     module.matmul_precision = "float32"
-    fused = trainer.fuse_with_direct(vectors[:1], [query])
-    np.testing.assert_allclose(fused, tiny_model.encode_query([(query, "big cat, lion")]), atol=1e-5)
+    direct = trainer.direct_embeddings([query, query])
+    np.testing.assert_allclose(direct, tiny_model.encode_query([query, query], reasoning=False), atol=1e-5)
+    at_once = [[module.embed_token_id], completions[0]]
+    mixed = trainer.embed_completions([prompt_ids, prompt_ids], at_once, direct)
+    np.testing.assert_allclose(mixed, np.concatenate([direct[:1], expected]), atol=1e-5)
+    assert trainer.length_reward(None, at_once) == [0.0, -len(reasoning_ids) / module.max_reasoning_tokens]
+    logged = {}
+    trainer.ranking_reward(
+        None, list(mixed), [[0], [0]], trainer_state=state, log_metric=logged.__setitem__, direct_embedding=list(direct)
+    )
+    gain = np.mean(trainer._ndcg(mixed, [[0], [0]])) - np.mean(trainer._ndcg(direct, [[0], [0]]))
+    assert logged["gain_over_direct"] == pytest.approx(gain)
+
+    module.fuse_direct_embedding = True  # rewarded as inference embeds a fused query
+    fused = trainer.embed_completions([prompt_ids, prompt_ids], at_once, direct)
+    np.testing.assert_allclose(fused[1:], tiny_model.encode_query([(query, "big cat, lion")]), atol=1e-5)
+    np.testing.assert_allclose(fused[:1], direct[:1], atol=1e-5)
     module.fuse_direct_embedding = False
 
 

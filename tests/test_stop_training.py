@@ -80,7 +80,8 @@ def tiny_adapter(tiny_llm, folder) -> str:
     from peft import LoraConfig, get_peft_model
 
     module = SearchR3(tiny_llm, max_reasoning_tokens=8, max_seq_length=192, reasoning=False)
-    lora = LoraConfig(r=2, target_modules="all-linear", trainable_token_indices={"embed_tokens": [module.embed_token_id]})
+    row = {"embed_tokens": [module.embed_token_id]}
+    lora = LoraConfig(r=2, target_modules="all-linear", trainable_token_indices=row)
     module.auto_model = get_peft_model(module.auto_model, lora)
     SentenceTransformer(modules=[module]).save(str(folder))  # as train/sft.py saves its final model
     return str(folder)
@@ -98,7 +99,8 @@ def test_stop_script_writes_a_model_that_decides_and_installs(tiny_llm, tiny_dat
     assert (final / STOP_HEAD_FILE).is_file() and (final / "adapter_model.safetensors").is_file()
     assert json.loads((final / "search_r3_config.json").read_text())["reasoning"] == "auto"
     record = json.loads((final / "stop_record.json").read_text())
-    assert record["training_queries"] == {"wordnet": 8} and set(record["held_out_choice"]) == {"0.001", "0.01", "0.1", "1.0"}
+    assert record["training_queries"] == {"wordnet": 8}
+    assert set(record["held_out_choice"]) == {"0.001", "0.01", "0.1", "1.0"}
     assert (tmp_path / "run" / "examples" / "wordnet.pt").is_file()
 
     model = SentenceTransformer(str(final), trust_remote_code=True)

@@ -34,7 +34,7 @@ def main() -> None:
     if checkpoint and (Path(checkpoint) / CORPUS_INDEX_DIR).is_dir():  # else the first step re-encodes the corpus
         corpus_index.load(Path(checkpoint) / CORPUS_INDEX_DIR)
         logger.info("Loaded the corpus cache of %s", checkpoint)
-    args.reward_weights = [config.ranking_weight, config.format_weight]
+    args.reward_weights = [config.ranking_weight, config.format_weight, config.length_weight]
     evaluator = dev_evaluator(config, config.eval_queries, config.eval_documents, reasoning=True)
     dev = DevEvaluationCallback(evaluator, model, config.eval_every)
     trainer = SearchR3GRPOTrainer(

@@ -353,7 +353,8 @@ class SearchR3(InputModule):
         embeddings = torch.zeros(len(input_ids), self.auto_model.config.hidden_size, device=input_ids.device)
         reason = known & ~at_once
         if reason.any():
-            embeddings[reason] = last_token_embedding(self.auto_model, input_ids[reason], attention_mask[reason]).float()
+            given = last_token_embedding(self.auto_model, input_ids[reason], attention_mask[reason])
+            embeddings[reason] = given.float()
         if not known.all():
             vectors, _, stopped = self._reason_and_embed(input_ids[~known], attention_mask[~known], auto)
             embeddings[~known] = vectors.float()

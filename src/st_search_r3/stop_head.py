@@ -43,16 +43,21 @@ class StopHead(torch.nn.Module):
         """The stop logit of each hidden state (``hidden``'s shape without the last dimension)."""
         return hidden.float() @ self.weight + self.bias
 
-    @contextmanager
-    def attached(self, lm_head: torch.nn.Module, token_id: int):
-        """While inside, ``lm_head``'s output column ``token_id`` is this head's logit (differentiably)."""
+    def attach(self, lm_head: torch.nn.Module, token_id: int) -> torch.utils.hooks.RemovableHandle:
+        """From now on ``lm_head``'s output column ``token_id`` is this head's logit (differentiably), until the
+        returned handle's ``remove()``."""
 
         def replace_logit(module, inputs, logits):
             stop = self(inputs[0]).to(logits.dtype).unsqueeze(-1)
             index = torch.tensor([token_id], device=logits.device)
             return logits.index_copy(-1, index, stop)
 
-        handle = lm_head.register_forward_hook(replace_logit)
+        return lm_head.register_forward_hook(replace_logit)
+
+    @contextmanager
+    def attached(self, lm_head: torch.nn.Module, token_id: int):
+        """:meth:`attach` while inside."""
+        handle = self.attach(lm_head, token_id)
         try:
             yield self
         finally:

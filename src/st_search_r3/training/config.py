@@ -179,6 +179,10 @@ class SearchR3RLConfig(SearchR3TrainingConfig):
     ranking_k: int = field(default=100, metadata={"help": "depth of the nDCG ranking reward"})
     ranking_weight: float = field(default=1.0, metadata={"help": "weight of the ranking reward"})
     format_weight: float = field(default=0.1, metadata={"help": "weight of the format reward"})
+    length_weight: float = field(
+        default=0.0,
+        metadata={"help": "weight of the length reward (minus the share of the reasoning budget used; 0: off)"},
+    )
     eval_documents: int = field(default=500, metadata={"help": "dev documents (relevant ones included)"})
     eval_every: int = field(default=20, metadata={"help": "steps between dev evaluations (0: start and end only)"})
 

@@ -3,8 +3,9 @@
 Per training query the model reasons greedily (forced to write), and the reasoning is cut after its first
 ``sentences`` sentences. One forward pass over ``prompt + cut + <|embed_token|>`` gives the vector after the
 reasoning and the last hidden state at every step of it, from which the LM head's best logit among all other
-tokens follows: greedy decoding writes ``<|embed_token|>`` exactly where the head's logit beats it. The query's gain is what the reasoning is worth for retrieval, DCG@100 of its relevant document with
-the reasoned vector minus with the direct one, less ``token_cost`` per reasoning token (AdaptThink's reward
+tokens follows: greedy decoding writes ``<|embed_token|>`` exactly where the head's logit beats it. The
+query's gain is what the reasoning is worth for retrieval, DCG@100 of its relevant document with the reasoned
+vector minus with the direct one, less ``token_cost`` per reasoning token (AdaptThink's reward
 relative to not thinking, with Search-R3's ranking reward).
 
 The head is then fitted, everything else frozen, to two logistic losses on that margin (the head's logit
@@ -177,7 +178,8 @@ def decisions(head: StopHead, examples: list[StopExamples]) -> dict[str, float]:
     gains = np.array([e.gain for e in examples])
     ended = [e for e in examples if e.ended]
     # Greedy ends exactly at the cut: the stop wins there and nowhere before it.
-    at_cut = [bool((head(e.hidden[1:]) > e.other_max[1:]).nonzero().flatten()[:1].tolist() == [len(e.hidden) - 2]) for e in ended]
+    first_stop = [(head(e.hidden[1:]) > e.other_max[1:]).nonzero().flatten()[:1].tolist() for e in ended]
+    at_cut = [stops == [len(e.hidden) - 2] for stops, e in zip(first_stop, ended)]
     return {
         "reasoning_share": float(reason.mean()),
         "gain_taken": float((gains * reason).mean()),
