@@ -49,6 +49,9 @@ def test_vim_faq_entries_are_read_once_with_wrapped_questions_joined():
         ("L<the docs|perlfunc/int>", "the docs"),
         ("B<C<nested>>", "nested"),
         ("1 E<lt> 2", "1 < 2"),
+        # perlfaq4 lists index keywords after a question: the reader never sees them
+        ("How do I find yesterday's date? X<date> X<yesterday> X<DateTime>", "How do I find yesterday's date?"),
+        ("X<< <> >>Z<>the diamond", "the diamond"),
     ],
 )
 def test_pod_formatting_codes_become_text(pod, text):

@@ -39,9 +39,12 @@ _POD_CODES = re.compile(r"[A-Z]<(?:<+\s(.*?)\s>+|([^<>]*))>")
 
 
 def pod_text(text: str) -> str:
-    """Plain text of POD formatting codes: ``C<...>``, ``C<< ... >>``, ``L<text|target>``, ``E<gt>``..."""
+    """Plain text of POD formatting codes: ``C<...>``, ``C<< ... >>``, ``L<text|target>``, ``E<gt>``...; index
+    entries (``X<...>``) and ``Z<>`` are dropped."""
     entities = {"lt": "<", "gt": ">", "verbar": "|", "sol": "/", "quot": '"', "amp": "&"}
     text = re.sub(r"E<(\w+)>", lambda m: entities.get(m.group(1), ""), text)
+    # X<> is an index entry (perlfaq lists search keywords after a question): not text a reader sees.
+    text = " ".join(re.sub(r"[XZ]<(?:<+\s.*?\s>+|[^<>]*)>", "", text).split())
     while True:
         replaced = _POD_CODES.sub(lambda m: (m.group(1) or m.group(2) or "").split("|")[0], text)
         if replaced == text:
