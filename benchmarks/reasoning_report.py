@@ -285,15 +285,10 @@ def main() -> None:
     parser.add_argument("--max-reasoning-tokens", type=int, help="override the model's setting")
     args = parser.parse_args()
 
-    if args.model:
-        folder = args.model
-    else:
-        from st_search_r3.install import install
+    from st_search_r3.install import resolve_model
 
-        folder = str(install())
-    model = SentenceTransformer(folder, trust_remote_code=True, device="cpu")
-    if hasattr(model[0].auto_model, "merge_and_unload"):  # a training run's adapter: merged, as install does
-        model[0].auto_model = model[0].auto_model.merge_and_unload()
+    # A training run's adapter folder is merged into its own snapshot, as `st-search-r3 install --weights` does.
+    model = SentenceTransformer(resolve_model(args.model or "search-r3"), trust_remote_code=True, device="cpu")
     if args.precision == "bfloat16":
         model[0].auto_model.to(torch.bfloat16)
     for setting in ("repetition_penalty", "no_repeat_ngram_size", "max_reasoning_tokens"):

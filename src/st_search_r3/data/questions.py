@@ -1,0 +1,169 @@
+"""Synthetic questions for the documents already built (doc2query, InPars), kept by a round-trip filter.
+
+    python -m st_search_r3.data.questions [--sources debian manpages infomanuals_core pycode] [--per-source 300]
+
+The base LLM writes one question per training document, few-shot: the prompt shows real question-answer pairs
+of the FAQ training split (``Text: <answer> / Question: <question>``), then the document. A question is kept
+only when the current search-r3 (reasoning off), given the question, ranks its document first among the
+source's sampled training documents (Promptagator's round-trip consistency); its hard negative is the document
+ranked next. Written as ``<data>/questions/train_triplets`` (``anchor, positive, negative, query_id,
+negative_id``, as the built sources' triplets) with a manifest, so ``train/sft.py --sources ... questions`` mixes
+it in.
+"""
+
+from __future__ import annotations
+
+import argparse
+import hashlib
+import json
+import logging
+import random
+import time
+from pathlib import Path
+
+import numpy as np
+import torch
+from datasets import Dataset
+from tqdm.auto import tqdm
+
+from st_search_r3.atomic import staged_folder
+from st_search_r3.base_model import DEFAULT_BASE_MODEL
+from st_search_r3.data.retrieval_split import RetrievalSplit
+
+logger = logging.getLogger(__name__)
+
+NAME = "questions"
+MIN_QUESTION_WORDS = 4
+
+
+def few_shot_prefix(faq_train: RetrievalSplit, shots: int = 3, max_chars: int = 300, seed: int = 0) -> str:
+    """``Text: <answer>\\nQuestion: <question>\\n\\n`` for ``shots`` question-answer pairs of the FAQ split."""
+    query_ids = sorted(q for q in faq_train.queries if faq_train.queries[q].rstrip().endswith("?"))
+    chosen = random.Random(seed).sample(query_ids, shots)
+    pairs = [(faq_train.corpus[next(iter(faq_train.qrels[q]))], faq_train.queries[q]) for q in chosen]
+    return "".join(
+        f"Text: {' '.join(answer.split())[:max_chars]}\nQuestion: {question}\n\n" for answer, question in pairs
+    )
+
+
+def first_question(text: str) -> str | None:
+    """The generated text's first line when it is a question of at least ``MIN_QUESTION_WORDS`` words."""
+    line = text.strip().split("\n")[0].strip()
+    return line if line.endswith("?") and len(line.split()) >= MIN_QUESTION_WORDS else None
+
+
+@torch.inference_mode()
+def write_questions(
+    tokenizer, model, documents: list[str], prefix: str, max_chars: int = 400, batch_size: int = 16
+) -> list[str | None]:
+    """One greedy question per document (``None`` where the LLM wrote no question), left-padded batches."""
+    questions = []
+    for start in tqdm(range(0, len(documents), batch_size), desc="writing questions"):
+        prompts = [
+            f"{prefix}Text: {' '.join(d.split())[:max_chars]}\nQuestion:" for d in documents[start : start + batch_size]
+        ]
+        batch = tokenizer(prompts, return_tensors="pt", padding=True, add_special_tokens=False)
+        output = model.generate(**batch, max_new_tokens=40, do_sample=False, pad_token_id=tokenizer.pad_token_id)
+        texts = tokenizer.batch_decode(output[:, batch.input_ids.shape[1] :], skip_special_tokens=True)
+        questions += [first_question(text) for text in texts]
+    return questions
+
+
+def round_trip(
+    query_vectors: np.ndarray, document_vectors: np.ndarray, sources: np.ndarray
+) -> tuple[np.ndarray, np.ndarray]:
+    """Per question ``k``, written for document ``sources[k]``: whether that document ranks first among all
+    ``document_vectors``, and the best other document (the hard negative). Vectors are unit rows."""
+    scores = query_vectors @ document_vectors.T
+    rows = np.arange(len(query_vectors))
+    kept = scores.argmax(axis=1) == sources
+    scores[rows, sources] = -np.inf
+    return kept, scores.argmax(axis=1)
+
+
+def build(
+    root: Path,
+    sources: list[str],
+    per_source: int,
+    seed: int = 0,
+    embedder: str = "search-r3",
+    writer: str = DEFAULT_BASE_MODEL,
+    shots: int = 3,
+) -> dict:
+    """Writes ``root/questions`` and returns its manifest.
+
+    Args:
+        root: The built data: ``root/<source>/train`` for each source, and ``root/faqs/train`` for the shots.
+        per_source: Training documents drawn per source (seed ``seed``), one question each.
+        embedder: The search-r3 model (name or folder) of the round-trip filter.
+        writer: The causal LM that writes the questions.
+        shots: Question-answer pairs shown in the prompt.
+    """
+    from sentence_transformers import SentenceTransformer
+
+    from st_search_r3.install import resolve_model
+    from st_search_r3.loading import load_llm
+
+    started = time.time()
+    tokenizer, llm, _ = load_llm(writer)
+    prefix = few_shot_prefix(RetrievalSplit.load(root / "faqs" / "train"), shots, seed=seed)
+    model = SentenceTransformer(resolve_model(embedder), trust_remote_code=True, device="cpu")
+    rows, counts = [], {}
+    for source in sources:
+        split = RetrievalSplit.load(root / source / "train").sample(0, per_source, seed=seed)
+        ids, documents = list(split.corpus), list(split.corpus.values())
+        questions = write_questions(tokenizer, llm, documents, prefix)
+        asked = [i for i, q in enumerate(questions) if q]
+        counts[source] = {"documents": len(documents), "questions": len(asked), "kept": 0}
+        if not asked:
+            logger.warning("%s: the writer wrote no question for %d documents", source, len(documents))
+            continue
+        document_vectors = model.encode_document(documents, batch_size=16, normalize_embeddings=True)
+        query_vectors = model.encode_query([questions[i] for i in asked], reasoning=False, normalize_embeddings=True)
+        kept, negatives = round_trip(query_vectors, document_vectors, np.array(asked))
+        for i, keep, j in zip(asked, kept, negatives):
+            if keep:
+                triplet = dict(anchor=questions[i], positive=documents[i], negative=documents[j])
+                rows.append(triplet | dict(query_id=f"{source}:{ids[i]}", negative_id=f"{source}:{ids[j]}"))
+        counts[source]["kept"] = int(kept.sum())
+        logger.info("%s: %s", source, counts[source])
+    if not rows:
+        raise ValueError(f"No question passed the round-trip filter ({counts}): nothing to write")
+    manifest = {
+        "name": NAME,
+        "source": f"questions written by {writer} ({shots}-shot, Perl and Z Shell FAQ pairs) for training "
+        f"documents of {', '.join(sources)}, kept when {embedder} ranks their document first",
+        "seed": seed,
+        "counts": counts,
+        "train_triplets": len(rows),
+        "seconds": round(time.time() - started),
+        "few_shot_prompt": prefix,
+    }
+    with staged_folder(root / NAME) as staging:
+        Dataset.from_list(rows).save_to_disk(str(staging / "train_triplets"))
+        manifest["files"] = {  # what training pins (st_search_r3.training.recipe)
+            str(path.relative_to(staging)): hashlib.sha256(path.read_bytes()).hexdigest()
+            for path in sorted((staging / "train_triplets").rglob("*"))
+            if path.is_file()
+        }
+        (staging / "manifest.json").write_text(json.dumps(manifest, indent=2))
+    return manifest
+
+
+def main() -> None:
+    from st_search_r3.data.build import data_dir
+
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--out", type=Path, default=None, help="built data (default: $ST_SEARCH_R3_DATA)")
+    parser.add_argument("--sources", nargs="+", default=["debian", "manpages", "infomanuals_core", "pycode"])
+    parser.add_argument("--per-source", type=int, default=300, help="training documents per source")
+    parser.add_argument("--embedder", default="search-r3", help="the model of the round-trip filter")
+    parser.add_argument("--seed", type=int, default=0)
+    args = parser.parse_args()
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(message)s", datefmt="%H:%M:%S")
+    manifest = build(args.out or data_dir(), args.sources, args.per_source, args.seed, args.embedder)
+    print(json.dumps({k: v for k, v in manifest.items() if k != "few_shot_prompt"}, indent=2))
+
+
+if __name__ == "__main__":
+    main()
