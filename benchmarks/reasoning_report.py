@@ -201,8 +201,8 @@ def write_outputs(rows: list[dict], split: str, suffix: str, command: str, model
         f"Always on: self-ended {over_queries(lambda r: r['on_traces']['self_ended'])}%, "
         f"looping {over_queries(lambda r: r['on_traces']['looping'])}%.",
         "",
-        "Sample reasonings (seed 0, among the queries that reasoned under auto): rank of the relevant document "
-        "without -> with reasoning",
+        "Sample reasonings (seed 0, among the queries that reasoned under auto; for a task where none did, among "
+        "all its queries with reasoning on): rank of the relevant document without -> with reasoning",
         "",
     ]
     for r in rows:
