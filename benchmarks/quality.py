@@ -6,7 +6,7 @@
 Models: BM25 (bm25s, via mteb's baseline), all-MiniLM-L6-v2 (and, with ``--finetuned-minilm``, the same model
 fine-tuned on the recipe's triplets by ``benchmarks/finetune_minilm.py``), the base SmolLM2-135M-Instruct with
 last-token pooling and no prompt, and search-r3 with reasoning off and on. Scores are cached per
-(model, its revision, task, split, settings) in ``benchmarks/results/quality_cache/``, so a rerun only
+(model, its revision, task, split, the split's data, settings) in ``benchmarks/results/quality_cache/``, so a rerun only
 evaluates what changed. Writes ``quality.json``, ``quality.md`` and ``quality.png`` in ``benchmarks/results/``.
 """
 
@@ -138,12 +138,21 @@ def add_folder_models(folder: str, label: str) -> None:
         MODELS[name] = (lambda *settings, r=reasoning: search_r3(r, *settings, folder), lambda: folder_revision(folder))
 
 
+def data_digest(task_class, split: str) -> str:
+    """A digest of the split's files as the source's build manifest records them: a rebuilt task is a new setting."""
+    manifest = task_class.root() / "manifest.json"
+    files = json.loads(manifest.read_text()).get("files", {}) if manifest.is_file() else {}
+    ours = {name: digest for name, digest in files.items() if name.startswith(f"{split}/")}
+    return hashlib.sha256(json.dumps(ours, sort_keys=True).encode()).hexdigest()[:16]
+
+
 def evaluate(
     model_name: str, task_class, split: str, precision: str, max_seq_length: int | None, batch_size: int
 ) -> dict:
     """Scores of one model on one task split, from the cache when this exact setting ran before."""
     load, revision = MODELS[model_name]
     key_fields = {"model": model_name, "revision": revision(), "task": task_class.metadata.name, "split": split}
+    key_fields["data"] = data_digest(task_class, split)
     if model_name.startswith("search-r3"):
         key_fields["precision"] = precision
         if max_seq_length:
