@@ -30,9 +30,9 @@ SOURCES = ["wordnet", "debian", "pycode", "manpages", "infomanuals"]
 
 def collect(split_name: str, num_queries: int) -> None:
     import torch
+    from reasoning_report import load_task, ranks
     from sentence_transformers import SentenceTransformer
 
-    from reasoning_report import load_task, ranks
     from st_search_r3.embedding import last_token_embedding, left_pad
     from st_search_r3.install import install
     from st_search_r3.training.sft_data import first_sentences
