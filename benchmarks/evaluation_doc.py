@@ -167,8 +167,8 @@ the adapter merged by `st-search-r3 install`).
 ## Reasoning off, on and auto
 
 `{reasoning["command"]}` (`benchmarks/results/reasoning_dev_auto.json`; {reasoning["model"]}): the shipped adapter
-with the stop head that `train/stop.py --config train/configs/stop.yaml` fitted on training queries (`runs/stop_head`,
-not shipped). Every dev query of each task. "On" reasons for every query (the head still ends the reasoning), "auto"
+with the stop head that `train/stop.py --config train/configs/stop.yaml --model src/st_search_r3/weights` fitted on
+training queries (`runs/stop_head`, not shipped). Every dev query of each task. "On" reasons for every query (the head still ends the reasoning), "auto"
 where the model's first token is not `<|embed_token|>`; "oracle off / on" picks the better of off and on per query, the
 most a perfect choice could reach. "Self-ended": the model wrote `<|embed_token|>` itself (under auto, a query that
 stopped at once did). "Looping": a token 4-gram 3+ times. Sample traces: `reasoning_dev_auto.md`.

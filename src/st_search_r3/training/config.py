@@ -198,8 +198,8 @@ class SearchR3StopConfig(SearchR3TrainingConfig):
     frozen; see :mod:`st_search_r3.training.stop_training`."""
 
     model: str = field(
-        default="src/st_search_r3/weights",
-        metadata={"help": "the trained adapter folder (train/sft.py's final, or the shipped weights)"},
+        default="runs/sft_info/final",
+        metadata={"help": "the trained adapter folder (train/sft.py's final, or the shipped src/st_search_r3/weights)"},
     )
     sources: list[str] = field(
         default_factory=lambda: ["wordnet", "debian", "pycode", "manpages", "infomanuals", "faqs"],
