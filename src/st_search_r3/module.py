@@ -422,8 +422,9 @@ class SearchR3(InputModule):
         traces = [Trace((), int(token)) for token in first.tolist()]
         if not at_once.all():
             rows = (~at_once).nonzero().flatten()
-            ids, mask = input_ids[rows], attention_mask[rows]
-            ids, mask = ids[:, int((mask.sum(0) == 0).sum()) :], mask[:, int((mask.sum(0) == 0).sum()) :]
+            # The rows left may share leading padding columns: drop them, generation starts after the widest prompt.
+            padding = int((attention_mask[rows].sum(dim=0) == 0).sum())
+            ids, mask = input_ids[rows, padding:], attention_mask[rows, padding:]
             with self._stop_head_attached():
                 output = self.auto_model.generate(
                     input_ids=ids,

@@ -25,7 +25,6 @@ from __future__ import annotations
 import json
 import logging
 import random
-import re
 import shutil
 import time
 from dataclasses import asdict, dataclass
@@ -43,10 +42,9 @@ from st_search_r3.module import SearchR3
 from st_search_r3.stop_head import StopHead
 from st_search_r3.training.config import SearchR3StopConfig
 from st_search_r3.training.reward import dcg_reward
+from st_search_r3.training.sft_data import SENTENCE_END
 
 logger = logging.getLogger(__name__)
-
-SENTENCE_END = re.compile(r"(?<![0-9])\.(\s|$)")  # not after a list number: "1. Core concepts" goes on
 
 
 @dataclass
@@ -72,7 +70,7 @@ def cut_after_sentences(token_ids: list[int], tokenizer, sentences: int) -> tupl
     space, or a period at the end), and whether there was one; else all the ids."""
     for length in range(1, len(token_ids) + 1):
         text = tokenizer.decode(token_ids[:length], skip_special_tokens=True)
-        if len(SENTENCE_END.findall(text)) >= sentences:
+        if len(SENTENCE_END.findall(text + " ")) >= sentences:  # a period that ends the text ends a sentence
             return list(token_ids[:length]), True
     return list(token_ids), False
 
