@@ -118,7 +118,7 @@ MODELS = {
 }
 
 
-def add_finetuned_minilm(folder: str) -> None:
+def add_finetuned_minilm(folder: str, name: str = "all-MiniLM-L6-v2 fine-tuned") -> None:
     """The fair baseline's row: all-MiniLM-L6-v2 fine-tuned on the recipe's triplets (benchmarks/finetune_minilm.py)."""
     from sentence_transformers import SentenceTransformer
 
@@ -127,7 +127,7 @@ def add_finetuned_minilm(folder: str) -> None:
         model.max_seq_length = 256  # trained at 128 tokens, evaluated as the base MiniLM is
         return model
 
-    MODELS["all-MiniLM-L6-v2 fine-tuned"] = (load, lambda: folder_revision(folder))
+    MODELS[name] = (load, lambda: folder_revision(folder))
 
 
 def add_folder_models(folder: str, label: str) -> None:
@@ -136,6 +136,11 @@ def add_folder_models(folder: str, label: str) -> None:
     for reasoning in (False, True):
         name = f"search-r3 {label}, reasoning {'on' if reasoning else 'off'}"
         MODELS[name] = (lambda *settings, r=reasoning: search_r3(r, *settings, folder), lambda: folder_revision(folder))
+
+
+def held_out_tasks() -> set[str]:
+    """The tasks of the sources held out of training: they have a test split only."""
+    return {SOURCE_TASKS[source] for source in HELD_OUT}
 
 
 def data_digest(task_class, split: str) -> str:
@@ -259,7 +264,7 @@ def main() -> None:
 
     command = "python " + shlex.join(sys.argv)
     tasks = {task.metadata.name: task for task in TASKS}
-    held_out = {SOURCE_TASKS[source] for source in HELD_OUT}
+    held_out = held_out_tasks()
     if args.split != "test" and held_out & set(args.tasks):
         logger.info("%s: held out, a test split only", ", ".join(sorted(held_out & set(args.tasks))))
         args.tasks = [task for task in args.tasks if task not in held_out]

@@ -47,8 +47,8 @@ def test_build_writes_triplets_a_training_run_can_pin(tiny_model, tiny_data, tmp
 
     # A writer that asks after the document's own first words (the tiny random LLM writes no questions); the
     # round-trip filter and everything after it are the real ones.
-    def ask(tokenizer, llm, documents, prefix):
-        return [f"What is {d.split('.')[0]}?" if i % 3 else None for i, d in enumerate(documents)]
+    def ask(tokenizer, llm, documents, prefix, samples):
+        return [[f"What is {d.split('.')[0]}?"] if i % 3 else [] for i, d in enumerate(documents)]
 
     monkeypatch.setattr(questions, "write_questions", ask)
     manifest = build(
@@ -73,3 +73,67 @@ def test_build_says_so_when_no_question_survives(tiny_llm, tiny_model, tiny_data
     tiny_model.save(str(tmp_path / "embedder"))
     with pytest.raises(ValueError, match="No question passed"):  # random weights write no question
         build(tiny_data, ["wordnet"], per_source=4, embedder=str(tmp_path / "embedder"), writer=tiny_llm, shots=2)
+
+
+def test_build_resumes_from_written_questions_and_ranks_within_pools(tiny_model, tiny_data, tmp_path, monkeypatch):
+    from st_search_r3.data import questions
+
+    (tiny_data / "faqs").mkdir()
+    faq_splits(tmp_path)["train"].save(tiny_data / "faqs" / "train")
+    tiny_model.save(str(tmp_path / "embedder"))
+    asked_for = []
+
+    def ask(tokenizer, llm, documents, prefix, samples):
+        asked_for.extend(documents)
+        return [[f"What is {d.split('.')[0]}?", f"Where is {d.split('.')[0]} used?"] for d in documents]
+
+    monkeypatch.setattr(questions, "write_questions", ask)
+    settings = dict(embedder=str(tmp_path / "embedder"), writer=str(tmp_path / "embedder"), batch_size=4)
+    first = build(tiny_data, ["wordnet"], per_source=8, pool=4, **settings)
+    assert len(asked_for) == 8 and first["counts"]["wordnet"]["questions"] == 16
+    larger = build(tiny_data, ["wordnet"], per_source=12, pool=4, **settings)
+    assert len(asked_for) == 12, "only the 4 added documents are written"
+    assert larger["counts"]["wordnet"]["documents"] == 12
+    triplets = load_from_disk(str(tiny_data / "questions" / "train_triplets"))
+    lines = next((tiny_data / "questions_written").iterdir()).read_text().splitlines()
+    pool_of = {q: n // 4 for n, line in enumerate(lines) for q in json.loads(line)["questions"]}  # in draw order
+    assert len(triplets) == larger["train_triplets"] > 0
+    for anchor, positive, negative in zip(triplets["anchor"], triplets["positive"], triplets["negative"]):
+        assert pool_of[f"What is {negative.split('.')[0]}?"] == pool_of[anchor], "the negative is from its pool"
+
+
+def test_written_questions_survive_a_line_cut_short(tmp_path):
+    from st_search_r3.data.questions import WrittenQuestions
+
+    written = WrittenQuestions(tmp_path / "wordnet.jsonl")
+    written.add(["a", "b"], [["What is a?"], []])
+    with (tmp_path / "wordnet.jsonl").open("a") as handle:
+        handle.write('{"id": "c", "questi')
+    assert WrittenQuestions(tmp_path / "wordnet.jsonl").questions == {"a": ["What is a?"], "b": []}
+
+
+def test_sampled_questions_come_back_with_their_document(tiny_llm):
+    import torch
+
+    from st_search_r3.data.questions import write_questions
+    from st_search_r3.loading import load_llm
+
+    tokenizer, _, _ = load_llm(tiny_llm)
+
+    class Writer:  # generate() as transformers lays it out: num_return_sequences rows per prompt, in prompt order
+        def generate(self, input_ids, attention_mask, do_sample, num_return_sequences=1, **settings):
+            rows = range(len(input_ids) * num_return_sequences)
+            texts = [
+                f"Which is doc{r // num_return_sequences} take {r % num_return_sequences}?" if do_sample else
+                f"What is doc{r} about?"
+                for r in rows
+            ]  # fmt: skip
+            texts[-1] = "What is doc1 about?\nnot this line" if do_sample else texts[-1]  # a repeat of the greedy one
+            written = tokenizer(texts, return_tensors="pt", padding=True, add_special_tokens=False).input_ids
+            return torch.cat([input_ids.repeat_interleave(num_return_sequences, 0), written], dim=1)
+
+    questions = write_questions(tokenizer, Writer(), ["One document.", "Another, longer document."], "", samples=2)
+    assert questions == [
+        ["What is doc0 about?", "Which is doc0 take 0?", "Which is doc0 take 1?"],
+        ["What is doc1 about?", "Which is doc1 take 0?"],
+    ]

@@ -1,14 +1,17 @@
 """Synthetic questions for the documents already built (doc2query, InPars), kept by a round-trip filter.
 
     python -m st_search_r3.data.questions [--sources debian manpages infomanuals_core pycode] [--per-source 300]
+        [--samples 0] [--pool 300]
 
-The base LLM writes one question per training document, few-shot: the prompt shows real question-answer pairs
-of the FAQ training split (``Text: <answer> / Question: <question>``), then the document. A question is kept
-only when the current search-r3 (reasoning off), given the question, ranks its document first among the
-source's sampled training documents (Promptagator's round-trip consistency); its hard negative is the document
-ranked next. Written as ``<data>/questions/train_triplets`` (``anchor, positive, negative, query_id,
-negative_id``, as the built sources' triplets) with a manifest, so ``train/sft.py --sources ... questions`` mixes
-it in.
+The base LLM writes a greedy question (and ``--samples`` sampled ones) per training document, few-shot: the prompt
+shows real question-answer pairs of the FAQ training split (``Text: <answer> / Question: <question>``), then the
+document. A question is kept only when the current search-r3 (reasoning off), given the question, ranks its
+document first among ``--pool`` of the source's drawn training documents (Promptagator's round-trip consistency);
+its hard negative is the document ranked next. Written questions are kept per batch in
+``<data>/questions_written/``, so a stopped build resumes and a larger ``--per-source`` adds to a smaller one.
+
+Written as ``<data>/questions/train_triplets`` (``anchor, positive, negative, query_id, negative_id``, as the built
+sources' triplets) with a manifest, so ``train/sft.py --sources ... questions`` mixes it in.
 """
 
 from __future__ import annotations
@@ -54,19 +57,42 @@ def first_question(text: str) -> str | None:
 
 @torch.inference_mode()
 def write_questions(
-    tokenizer, model, documents: list[str], prefix: str, max_chars: int = 400, batch_size: int = 16
-) -> list[str | None]:
-    """One greedy question per document (``None`` where the LLM wrote no question), left-padded batches."""
-    questions = []
-    for start in tqdm(range(0, len(documents), batch_size), desc="writing questions"):
-        prompts = [
-            f"{prefix}Text: {' '.join(d.split())[:max_chars]}\nQuestion:" for d in documents[start : start + batch_size]
-        ]
-        batch = tokenizer(prompts, return_tensors="pt", padding=True, add_special_tokens=False)
-        output = model.generate(**batch, max_new_tokens=40, do_sample=False, pad_token_id=tokenizer.pad_token_id)
-        texts = tokenizer.batch_decode(output[:, batch.input_ids.shape[1] :], skip_special_tokens=True)
-        questions += [first_question(text) for text in texts]
-    return questions
+    tokenizer, model, documents: list[str], prefix: str, samples: int = 0, max_chars: int = 400
+) -> list[list[str]]:
+    """Per document, its greedy question and up to ``samples`` more sampled at temperature 0.8 (duplicates and
+    non-questions dropped; an empty list where the LLM wrote no question), in one left-padded batch."""
+    prompts = [f"{prefix}Text: {' '.join(d.split())[:max_chars]}\nQuestion:" for d in documents]
+    batch = tokenizer(prompts, return_tensors="pt", padding=True, add_special_tokens=False)
+    settings = dict(max_new_tokens=40, pad_token_id=tokenizer.pad_token_id)
+    outputs = [model.generate(**batch, do_sample=False, **settings)]
+    if samples:
+        sampled = model.generate(
+            **batch, do_sample=True, temperature=0.8, top_p=0.95, num_return_sequences=samples, **settings
+        )
+        outputs += [sampled[k::samples] for k in range(samples)]
+    texts = [tokenizer.batch_decode(out[:, batch.input_ids.shape[1] :], skip_special_tokens=True) for out in outputs]
+    questions = [[first_question(version[i]) for version in texts] for i in range(len(documents))]
+    return [[q for q in dict.fromkeys(asked) if q] for asked in questions]
+
+
+class WrittenQuestions:
+    """The questions written so far for one source, one line per document in ``path`` (JSONL), so that a stopped
+    build resumes and a larger ``per_source`` only writes questions for the documents it adds."""
+
+    def __init__(self, path: Path) -> None:
+        self.path = path
+        lines = path.read_text(encoding="utf-8").splitlines() if path.is_file() else []
+        if lines and not lines[-1].endswith("}"):  # a line cut short by a crash: its batch is written again
+            lines.pop()
+        self.questions = {row["id"]: row["questions"] for row in map(json.loads, lines)}
+
+    def add(self, ids: list[str], questions: list[list[str]]) -> None:
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        with self.path.open("a", encoding="utf-8") as handle:
+            for document_id, asked in zip(ids, questions, strict=True):
+                handle.write(json.dumps({"id": document_id, "questions": asked}, ensure_ascii=False) + "\n")
+                self.questions[document_id] = asked
+            handle.flush()
 
 
 def round_trip(
@@ -89,15 +115,24 @@ def build(
     embedder: str = "search-r3",
     writer: str = DEFAULT_BASE_MODEL,
     shots: int = 3,
+    samples: int = 0,
+    pool: int = 300,
+    batch_size: int = 16,
 ) -> dict:
     """Writes ``root/questions`` and returns its manifest.
 
     Args:
         root: The built data: ``root/<source>/train`` for each source, and ``root/faqs/train`` for the shots.
-        per_source: Training documents drawn per source (seed ``seed``), one question each.
+        per_source: Training documents drawn per source (seed ``seed``; a larger count draws the same documents
+            first).
         embedder: The search-r3 model (name or folder) of the round-trip filter.
         writer: The causal LM that writes the questions.
         shots: Question-answer pairs shown in the prompt.
+        samples: Questions sampled per document besides the greedy one; each that passes the filter is a triplet.
+        pool: The round trip ranks a question's document among this many drawn documents (consecutive pools of
+            the draw), so the filter is as strict whatever ``per_source`` is.
+        batch_size: Documents per generation batch; written questions are kept in ``root/questions_written/`` after
+            each batch, and a build resumes from them.
     """
     from sentence_transformers import SentenceTransformer
 
@@ -107,32 +142,47 @@ def build(
     started = time.time()
     tokenizer, llm, _ = load_llm(writer)
     prefix = few_shot_prefix(RetrievalSplit.load(root / "faqs" / "train"), shots, seed=seed)
+    setting = json.dumps([writer, prefix, samples, seed])
     model = SentenceTransformer(resolve_model(embedder), trust_remote_code=True, device="cpu")
     rows, counts = [], {}
     for source in sources:
-        split = RetrievalSplit.load(root / source / "train").sample(0, per_source, seed=seed)
-        ids, documents = list(split.corpus), list(split.corpus.values())
-        questions = write_questions(tokenizer, llm, documents, prefix)
-        asked = [i for i, q in enumerate(questions) if q]
-        counts[source] = {"documents": len(documents), "questions": len(asked), "kept": 0}
+        corpus = RetrievalSplit.load(root / source / "train").corpus
+        ids = sorted(corpus)
+        random.Random(seed).shuffle(ids)  # a draw whose first documents stay first when per_source grows
+        ids = ids[:per_source]
+        documents = [corpus[i] for i in ids]
+        digest = hashlib.sha256(f"{setting}{source}".encode()).hexdigest()[:12]
+        written = WrittenQuestions(root / f"{NAME}_written" / f"{source}-{digest}.jsonl")
+        for start in tqdm(range(0, len(ids), batch_size), desc=f"{source}: writing questions"):
+            if any(i not in written.questions for i in ids[start : start + batch_size]):
+                torch.manual_seed(seed + start)  # the same samples whether or not the build was resumed
+                batch = documents[start : start + batch_size]
+                written.add(ids[start : start + batch_size], write_questions(tokenizer, llm, batch, prefix, samples))
+        asked = [(i, q) for i, d in enumerate(ids) for q in written.questions[d]]
+        counts[source] = {"documents": len(ids), "questions": len(asked), "kept": 0}
         if not asked:
             logger.warning("%s: the writer wrote no question for %d documents", source, len(documents))
             continue
         document_vectors = model.encode_document(documents, batch_size=16, normalize_embeddings=True)
-        query_vectors = model.encode_query([questions[i] for i in asked], reasoning=False, normalize_embeddings=True)
-        kept, negatives = round_trip(query_vectors, document_vectors, np.array(asked))
-        for i, keep, j in zip(asked, kept, negatives):
-            if keep:
-                triplet = dict(anchor=questions[i], positive=documents[i], negative=documents[j])
-                rows.append(triplet | dict(query_id=f"{source}:{ids[i]}", negative_id=f"{source}:{ids[j]}"))
-        counts[source]["kept"] = int(kept.sum())
+        query_vectors = model.encode_query([q for _, q in asked], reasoning=False, normalize_embeddings=True)
+        for first in range(0, len(ids), pool):
+            ours = [k for k, (i, _) in enumerate(asked) if first <= i < first + pool]
+            sources_in_pool = np.array([asked[k][0] - first for k in ours], dtype=int)
+            kept, negatives = round_trip(query_vectors[ours], document_vectors[first : first + pool], sources_in_pool)
+            for k, keep, j in zip(ours, kept, negatives + first):
+                if keep:
+                    i, question = asked[k]
+                    triplet = dict(anchor=question, positive=documents[i], negative=documents[j])
+                    rows.append(triplet | dict(query_id=f"{source}:{ids[i]}", negative_id=f"{source}:{ids[j]}"))
+            counts[source]["kept"] += int(kept.sum())
         logger.info("%s: %s", source, counts[source])
     if not rows:
         raise ValueError(f"No question passed the round-trip filter ({counts}): nothing to write")
     manifest = {
         "name": NAME,
-        "source": f"questions written by {writer} ({shots}-shot, Perl and Z Shell FAQ pairs) for training "
-        f"documents of {', '.join(sources)}, kept when {embedder} ranks their document first",
+        "source": f"questions written by {writer} ({shots}-shot, Perl and Z Shell FAQ pairs; greedy and {samples} "
+        f"sampled per document) for training documents of {', '.join(sources)}, kept when {embedder} ranks their "
+        f"document first among {pool}",
         "seed": seed,
         "counts": counts,
         "train_triplets": len(rows),
@@ -157,11 +207,15 @@ def main() -> None:
     parser.add_argument("--out", type=Path, default=None, help="built data (default: $ST_SEARCH_R3_DATA)")
     parser.add_argument("--sources", nargs="+", default=["debian", "manpages", "infomanuals_core", "pycode"])
     parser.add_argument("--per-source", type=int, default=300, help="training documents per source")
+    parser.add_argument("--samples", type=int, default=0, help="sampled questions per document besides the greedy one")
+    parser.add_argument("--pool", type=int, default=300, help="documents the round trip ranks each question among")
     parser.add_argument("--embedder", default="search-r3", help="the model of the round-trip filter")
     parser.add_argument("--seed", type=int, default=0)
     args = parser.parse_args()
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(message)s", datefmt="%H:%M:%S")
-    manifest = build(args.out or data_dir(), args.sources, args.per_source, args.seed, args.embedder)
+    root = args.out or data_dir()
+    settings = dict(samples=args.samples, pool=args.pool)
+    manifest = build(root, args.sources, args.per_source, args.seed, args.embedder, **settings)
     print(json.dumps({k: v for k, v in manifest.items() if k != "few_shot_prompt"}, indent=2))
 
 
