@@ -63,7 +63,7 @@ def test_the_held_out_faq_is_a_test_split_only_and_the_others_split_by_question(
     held_out = build("vimfaq", tmp_path, seed=0)
     assert not held_out["train"].queries and not held_out["dev"].queries
     assert len(held_out["test"].queries) == 3
-    splits = build("faqs", tmp_path, seed=0)
+    splits = build("faqs", tmp_path, seed=0, supplement=False)
     documents = [doc for split in splits.values() for doc in split.corpus]
     assert len(documents) == len(set(documents)) == 5
     for split in splits.values():
@@ -78,3 +78,43 @@ def test_a_held_out_source_cannot_be_trained_on():
         SearchR3SFTConfig(sources=["wordnet", "vimfaq"])
     with pytest.raises(ValueError, match="held out of training"):
         SearchR3RLConfig(source="vimfaq")
+
+
+SUPPLEMENT = Path(__file__).parent / "fixtures" / "faqs_supplement"
+
+
+def test_supplement_faqs_are_read_with_their_answers():
+    from st_search_r3.data.faqs import SUPPLEMENT_READERS
+
+    entries = {
+        entry: (question, answer) for entry, question, answer in read_faqs("faqs", SUPPLEMENT, SUPPLEMENT_READERS)
+    }
+    # IO::Compress: section titles that are no question are skipped; the code of an answer is kept.
+    assert [e for e in entries if e.startswith("IO-")] == ["IO-Compress-FAQ-2"]
+    assert entries["IO-Compress-FAQ-2"][0] == "How do I recompress using a different compression?"
+    # gitfaq: AsciiDoc markup and "+" continuations dropped, the answer ends at the next section's title.
+    question, answer = entries["git-http-postbuffer"]
+    assert question == "What does http.postBuffer really do?"
+    assert answer.startswith("This option changes the size of the buffer") and "Credentials" not in answer
+    assert "+" not in answer.split("\n\n") and "`" not in entries["git-user-name"][0]
+    assert "git-config(1)" in entries["git-user-name"][1]
+    assert entries["screen-0"][0].startswith("Why is it impossible to download a file with Kermit/sz/rz")
+    assert entries["fetchmail-G1"] == (
+        "What is fetchmail and why should I bother?",
+        entries["fetchmail-G1"][1],
+    ) and entries["fetchmail-G1"][1].startswith("Fetchmail is a one-stop solution to the remote mail retrieval problem")
+    assert entries["procmail-2"][0].startswith("I installed procmail (i.e. typed 'make install'), but how am I")
+    assert "procmail-3" in entries and "procmail-4" not in entries
+
+
+def test_supplement_adds_training_questions_only(tmp_path):
+    (tmp_path / "main").mkdir()
+    (tmp_path / "main" / "root").symlink_to(ROOT.resolve())
+    (tmp_path / "supplement").mkdir()
+    (tmp_path / "supplement" / "root").symlink_to(SUPPLEMENT.resolve())
+    alone = build("faqs", tmp_path / "main", supplement=False)
+    both = build("faqs", tmp_path / "main", supplement_folder=tmp_path / "supplement")
+    for split in ("dev", "test"):
+        assert both[split].queries == alone[split].queries and both[split].corpus == alone[split].corpus
+    added = set(both["train"].queries) - set(alone["train"].queries)
+    assert len(added) >= 10 and "q-git-http-postbuffer" in added

@@ -12,7 +12,7 @@ from tests.test_faqs import ROOT as FAQ_FIXTURES
 
 def faq_splits(tmp_path):
     (tmp_path / "root").symlink_to(FAQ_FIXTURES.resolve())
-    return faqs.build("faqs", tmp_path, seed=0, dev_fraction=0.0, test_fraction=0.0)
+    return faqs.build("faqs", tmp_path, seed=0, dev_fraction=0.0, test_fraction=0.0, supplement=False)
 
 
 def test_the_prompt_shows_real_question_answer_pairs(tmp_path):

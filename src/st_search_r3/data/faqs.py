@@ -5,6 +5,10 @@
 - ``vimfaq``: the Vim FAQ (package ``vim-doc``), held out of training entirely: a test split only, the
   question-style task that no training query resembles.
 
+The FAQs of :data:`SUPPLEMENT_PACKAGES` (perlunifaq, the libnet and IO::Compress FAQs, gitfaq, the screen,
+fetchmail and procmail FAQs) add training questions to ``faqs`` only, so its dev and test tasks stay those of
+the Perl and Z Shell FAQs.
+
 The query is the question as its FAQ asks it, the document the answer (formatting dropped, code kept as
 text, cut to :data:`MAX_DOCUMENT_CHARS`). Guards: questions whose answer has fewer than
 :data:`MIN_ANSWER_WORDS` words (pointers to another entry) are dropped, as are questions of fewer than
@@ -30,6 +34,7 @@ MAX_DOCUMENT_CHARS = 4000
 MIN_ANSWER_WORDS = 10
 MIN_QUESTION_WORDS = 4
 PACKAGES = {"faqs": ("perl-doc", "zsh-doc"), "vimfaq": ("vim-doc",)}
+SUPPLEMENT_PACKAGES = ("perl-doc", "perl-modules-5.36", "git-doc", "screen", "fetchmail", "procmail")
 
 
 # ---------------------------------------------------------------------------------------------- Perl: POD
@@ -130,26 +135,91 @@ def zsh_faq(root: Path) -> Iterator[tuple[str, str, str]]:
 # ------------------------------------------------------------------------------------------- Vim: numbered text
 
 
-def vim_faq(root: Path) -> Iterator[tuple[str, str, str]]:
-    """The Vim FAQ's entries: ``N.M. question`` at the start of a line (the index above indents them), the
-    question running to the first blank line, the answer to the next entry or section."""
-    text = gzip.decompress((root / "usr" / "share" / "doc" / "vim" / "FAQ.gz").read_bytes()).decode("utf-8", "replace")
-    entries = re.split(r"^(?=\d+\.\d+\. )|^(?=SECTION \d+)", text, flags=re.MULTILINE)
-    for entry in entries:
-        match = re.match(r"(\d+\.\d+)\. (.*?)\n\s*\n(.*)", entry, flags=re.DOTALL)
+def numbered_entries(text: str, number: str) -> Iterator[tuple[str, str, str]]:
+    """``(number, question, answer)`` of a plain-text FAQ whose entries start a line with ``number`` (a pattern)
+    and ``". "``: the question runs to the first blank line, the answer to the next entry or ``SECTION`` line."""
+    for entry in re.split(rf"^(?={number}\. )|^(?=SECTION \d+)", text, flags=re.MULTILINE):
+        match = re.match(rf"({number})\. (.*?)\n\s*\n(.*)", entry, flags=re.DOTALL)
         if match:
-            number, question, answer = match.groups()
+            number_found, question, answer = match.groups()
             paragraphs = [" ".join(p.split()) for p in re.split(r"\n\s*\n", answer)]
-            yield f"vim-{number}", " ".join(question.split()), "\n\n".join(p for p in paragraphs if p)
+            yield number_found, " ".join(question.split()), "\n\n".join(p for p in paragraphs if p)
+
+
+def vim_faq(root: Path) -> Iterator[tuple[str, str, str]]:
+    """The Vim FAQ's entries: ``N.M. question`` at the start of a line (the index above indents them)."""
+    text = gzip.decompress((root / "usr" / "share" / "doc" / "vim" / "FAQ.gz").read_bytes()).decode("utf-8", "replace")
+    for number, question, answer in numbered_entries(text, r"\d+\.\d+"):
+        yield f"vim-{number}", question, answer
+
+
+# --------------------------------------------------------------------------- the training-only supplement
+
+
+def perl_module_faqs(root: Path) -> Iterator[tuple[str, str, str]]:
+    """perlunifaq and the FAQs of Net::libnet and IO::Compress; their ``=head2`` lines that are no question
+    ("Disclaimer", "Accessing .tar.Z files") are section titles and are skipped."""
+    perl = root / "usr" / "share" / "perl"
+    paths = {
+        p.resolve(): p
+        for p in [
+            *perl.glob("*/pod/perlunifaq.pod"),
+            *perl.glob("*/Net/libnetFAQ.pod"),
+            *perl.glob("*/IO/Compress/FAQ.pod"),
+        ]
+    }  # 5.36 -> 5.36.0
+    for path in sorted(paths.values()):
+        name = "-".join(path.relative_to(perl).with_suffix("").parts[1:]).replace("pod-", "")
+        for number, (question, answer) in enumerate(read_pod_faq(path)):
+            if question.endswith("?"):
+                yield f"{name}-{number}", question, answer
+
+
+def git_faq(root: Path) -> Iterator[tuple[str, str, str]]:
+    """gitfaq(7) in AsciiDoc: ``[[anchor]]``, then ``question::``, then the answer up to the next entry or title."""
+    text = (root / "usr" / "share" / "doc" / "git-doc" / "gitfaq.txt").read_text(encoding="utf-8", errors="replace")
+    pattern = r"^\[\[([\w-]+)\]\]\n([^\n]+?)::\n(.*?)(?=^\[\[|^[^\n]+\n-{3,}\n|\Z)"
+    for anchor, question, answer in re.findall(pattern, text, flags=re.MULTILINE | re.DOTALL):
+        answer = re.sub(r"linkgit:([\w-]+)\[(\d)\]", r"\1(\2)", answer.replace("`", ""))
+        paragraphs = [" ".join(p.split()) for p in re.split(r"\n\+\n|\n\s*\n", answer)]
+        yield f"git-{anchor}", " ".join(question.replace("`", "").split()), "\n\n".join(p for p in paragraphs if p)
+
+
+def screen_faq(root: Path) -> Iterator[tuple[str, str, str]]:
+    """The screen FAQ: ``Q:`` and ``A:`` blocks."""
+    text = gzip.decompress((root / "usr" / "share" / "doc" / "screen" / "FAQ.gz").read_bytes()).decode(
+        "utf-8", "replace"
+    )
+    for number, (question, answer) in enumerate(re.findall(r"^Q:(.*?)^A:(.*?)(?=^Q:|\Z)", text, re.M | re.S)):
+        yield f"screen-{number}", " ".join(question.split()), " ".join(answer.split())
+
+
+def fetchmail_faq(root: Path) -> Iterator[tuple[str, str, str]]:
+    """The fetchmail FAQ (HTML): every ``<h2>`` is ``"G1. question"``, its text the answer."""
+    parser = _HeadingSections()
+    parser.feed((root / "usr" / "share" / "doc" / "fetchmail" / "fetchmail-FAQ.html").read_text(errors="replace"))
+    for heading, body in parser.sections:
+        number, _, question = " ".join(heading.split()).partition(". ")
+        paragraphs = [" ".join(p.split()) for p in re.split(r"\n\s*\n", body)]  # lines are wrapped in the source
+        yield f"fetchmail-{number}", question, "\n\n".join(p for p in paragraphs if p)
+
+
+def procmail_faq(root: Path) -> Iterator[tuple[str, str, str]]:
+    """The procmail FAQ: ``N. question`` at the start of a line, the answer indented below it."""
+    text = (root / "usr" / "share" / "doc" / "procmail" / "FAQ").read_text(encoding="utf-8", errors="replace")
+    for number, question, answer in numbered_entries(text, r"\d+"):
+        yield f"procmail-{number}", question, answer
 
 
 READERS = {"faqs": (perl_faq, zsh_faq), "vimfaq": (vim_faq,)}
+SUPPLEMENT_READERS = (perl_module_faqs, git_faq, screen_faq, fetchmail_faq, procmail_faq)
 
 
-def read_faqs(source: str, root: Path) -> Iterator[tuple[str, str, str]]:
-    """``(entry id, question, answer)`` of every kept entry of a source's FAQs (see the module's guards)."""
-    seen = set()
-    for reader in READERS[source]:
+def read_faqs(source: str, root: Path, readers=None, seen: set[str] | None = None) -> Iterator[tuple[str, str, str]]:
+    """``(entry id, question, answer)`` of every kept entry of a source's FAQs (see the module's guards), read
+    by ``readers`` (default: the source's own); questions in ``seen`` are skipped, and each kept one is added."""
+    seen = set() if seen is None else seen
+    for reader in readers or READERS[source]:
         for entry, question, answer in reader(root):
             key = " ".join(question.lower().split())
             if len(question.split()) < MIN_QUESTION_WORDS or key in seen or len(answer.split()) < MIN_ANSWER_WORDS:
@@ -164,6 +234,8 @@ def build(
     seed: int = 0,
     dev_fraction: float = 0.2,
     test_fraction: float = 0.3,
+    supplement_folder: str | Path | None = None,
+    supplement: bool = True,
 ) -> dict[str, RetrievalSplit]:
     """Builds the splits of ``source`` (``"faqs"`` or the held-out ``"vimfaq"``, whose every entry is test).
 
@@ -171,6 +243,8 @@ def build(
         folder: Where the packages are downloaded and unpacked; default ``<home>/sources/<source>``.
         dev_fraction, test_fraction: Shares of the questions in dev and test (``faqs``: small FAQs need
             larger shares than the other sources for dev and test sets of a useful size).
+        supplement_folder: Where :data:`SUPPLEMENT_PACKAGES` are; default ``<home>/sources/faqs_supplement``.
+        supplement: ``faqs`` only: whether to add the supplement's questions to the training split.
     """
     from st_search_r3.base_model import home_dir
 
@@ -178,8 +252,13 @@ def build(
         raise ValueError(f"Unknown FAQ source {source!r}; choose from {sorted(PACKAGES)}")
     folder = Path(folder) if folder else home_dir() / "sources" / source
     root = unpacked_packages(folder, PACKAGES[source])
-    splits = {name: RetrievalSplit() for name in SPLITS}
-    for entry, question, answer in read_faqs(source, root):
+    splits, seen = {name: RetrievalSplit() for name in SPLITS}, set()
+    for entry, question, answer in read_faqs(source, root, seen=seen):
         split = "test" if source == "vimfaq" else assign_split(entry, seed, dev_fraction, test_fraction)
         splits[split].add_pair(f"q-{entry}", question, entry, answer, group=entry)
+    if source == "faqs" and supplement:
+        folder = Path(supplement_folder) if supplement_folder else home_dir() / "sources" / "faqs_supplement"
+        root = unpacked_packages(folder, SUPPLEMENT_PACKAGES)
+        for entry, question, answer in read_faqs(source, root, SUPPLEMENT_READERS, seen):
+            splits["train"].add_pair(f"q-{entry}", question, entry, answer, group=entry)
     return splits

@@ -43,8 +43,10 @@ SOURCES = {
     },
     "faqs": {
         "source": "FAQs of Debian 12 main packages: the Perl FAQ (perl-doc, perlfaq1-9) and the Z Shell FAQ "
-        "(zsh-doc); apt-get download",
-        "license": "each FAQ's own (Perl: Artistic License or GPL; the Zsh FAQ's copyright notice)",
+        "(zsh-doc); training questions also from perlunifaq, the libnet and IO::Compress FAQs, gitfaq and the "
+        "screen, fetchmail and procmail FAQs (st_search_r3.data.faqs.SUPPLEMENT_PACKAGES); apt-get download",
+        "license": "each FAQ's own (Perl: Artistic License or GPL; the Zsh FAQ's copyright notice; Git, screen, "
+        "fetchmail: GPL; procmail: GPL or Artistic License)",
         "task": "SearchR3FAQRetrieval",
     },
     # Held out of training: a test split only, the question-style task no training query resembles.
