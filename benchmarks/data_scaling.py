@@ -1,16 +1,19 @@
 """Dev quality against training pairs seen: search-r3 and the fine-tuned MiniLM, continued on the same new pairs.
 
-    python benchmarks/data_scaling.py                     # every stage; each resumes where it stopped
-    python benchmarks/data_scaling.py --stage stream      # or one stage: stream, search-r3, minilm, evaluate
+    python benchmarks/data_scaling.py                     # segment 1, every stage; each resumes where it stopped
+    python benchmarks/data_scaling.py --segment 2         # the next 4,800 pairs, from segment 1's end
+    python benchmarks/data_scaling.py --stage evaluate    # or one stage: stream, search-r3, minilm, evaluate
 
 Both models start where their recipes end, having seen the same 9,021 recipe triplets: search-r3 from the shipped
-weights, all-MiniLM-L6-v2 from ``benchmarks/finetune_minilm.py``'s output. Both then train on one stream of
-triplets the recipe never drew (``runs/data_scaling/stream.jsonl``; the mix is ``--mix``), at a constant learning
-rate after a short warm-up (so that a checkpoint's score reflects the pairs seen, not where a decay schedule
-stands): search-r3 with ``train/sft.py`` (the settings of ``train/configs/sft_info.yaml``, learning rate 5e-5),
-MiniLM with MultipleNegativesRankingLoss (batch 32, 128 tokens, learning rate 1e-5). Every ``--every`` pairs a
-checkpoint is kept and scored on the dev splits of all tasks with ``benchmarks/quality.py`` (search-r3 at 160
-tokens, reasoning off; scores cached). Writes ``benchmarks/results/data_scaling.{json,md,png}``.
+weights, all-MiniLM-L6-v2 from ``benchmarks/finetune_minilm.py``'s output. Both then train on the same stream of
+triplets never drawn before, in segments (``runs/data_scaling/segment-K/stream.jsonl``; the mix is ``--mix``; a
+segment starts from the previous segment's final models and excludes every triplet seen before), at a constant
+learning rate after a short warm-up, so that a checkpoint's score reflects the pairs seen, not where a decay
+schedule stands: search-r3 with ``train/sft.py`` (the settings of ``train/configs/sft_info.yaml``, learning rate
+5e-5), MiniLM with MultipleNegativesRankingLoss (batch 32, 128 tokens, learning rate 1e-5). Every ``--every`` pairs a
+checkpoint is kept; ``evaluate`` scores every segment's checkpoints on the dev splits of all tasks with
+``benchmarks/quality.py`` (search-r3 at 160 tokens, reasoning off; scores cached) and writes
+``benchmarks/results/data_scaling.{json,md,png}``.
 """
 
 from __future__ import annotations
@@ -63,31 +66,51 @@ def build_stream(root: Path, mix: dict[str, int], seen: set[tuple[str, str]], se
     return stream, {"unseen": {name: len(rows) for name, rows in unseen.items()}, "drawn": counts}
 
 
+def segment(number: int) -> Path:
+    return RUN / f"segment-{number}"
+
+
 def write_stream(args) -> None:
-    path = RUN / "stream.jsonl"
-    if path.is_file():
+    folder = segment(args.segment)
+    if (folder / "stream.jsonl").is_file():
         return
+    from datasets import load_dataset
+
     from st_search_r3.atomic import write_file
     from st_search_r3.data.build import data_dir
 
     seen = {(row["anchor"], row["positive"]) for row in recipe_triplets()}
-    stream, counts = build_stream(data_dir(), args.mix, seen, args.seed)
+    for earlier in range(1, args.segment):
+        rows = load_dataset("json", data_files=str(segment(earlier) / "stream.jsonl"), split="train")
+        seen |= set(zip(rows["anchor"], rows["positive"]))
+    stream, counts = build_stream(data_dir(), args.mix, seen, args.seed + args.segment - 1)
     text = "".join(json.dumps(row, ensure_ascii=False) + "\n" for row in stream)
-    RUN.mkdir(parents=True, exist_ok=True)
     info = {"triplets": len(stream), "seed": args.seed, **counts, "sha256": hashlib.sha256(text.encode()).hexdigest()}
-    write_file(RUN / "stream.json", json.dumps(info, indent=2))
-    write_file(path, text)
+    write_file(folder / "stream.json", json.dumps(info, indent=2))
+    write_file(folder / "stream.jsonl", text)
     print(json.dumps(info, indent=2))
 
 
+def start_model(args, model: str) -> str:
+    """The model a segment starts from: the recipe's end for the first, else the previous segment's final."""
+    if args.segment == 1:
+        return args.search_r3 if model == "search_r3" else args.minilm
+    previous = segment(args.segment - 1) / model / "final"
+    if not previous.is_dir():
+        raise FileNotFoundError(f"{previous} is missing: run segment {args.segment - 1} first")
+    return str(previous)
+
+
 def train_search_r3(args) -> None:
-    if (RUN / "search_r3" / "final").is_dir():
+    folder = segment(args.segment)
+    if (folder / "search_r3" / "final").is_dir():
         return
     steps = args.every // SEARCH_R3_BATCH
     command = [
         sys.executable, str(ROOT / "train" / "sft.py"), "--config", str(ROOT / "train" / "configs" / "sft_info.yaml"),
-        "--init_adapter", args.search_r3, "--train_data", str(RUN / "stream.jsonl"), "--data_sha256", "null",
-        "--source_weights", "1.0", "--max_train_pairs", str(args.pairs), "--output_dir", str(RUN / "search_r3"),
+        "--init_adapter", start_model(args, "search_r3"), "--train_data", str(folder / "stream.jsonl"),
+        "--data_sha256", "null", "--source_weights", "1.0", "--max_train_pairs", str(args.pairs),
+        "--output_dir", str(folder / "search_r3"),
         "--learning_rate", "5e-5", "--lr_scheduler_type", "constant_with_warmup", "--eval_strategy", "no",
         "--save_steps", str(steps), "--save_total_limit", "1000", "--checkpoint_minutes", "10", "--resume", "true",
     ]  # fmt: skip
@@ -95,7 +118,7 @@ def train_search_r3(args) -> None:
 
 
 def train_minilm(args) -> None:
-    output = RUN / "minilm"
+    output = segment(args.segment) / "minilm"
     if (output / "final").is_dir():
         return
     from datasets import load_dataset
@@ -106,8 +129,9 @@ def train_minilm(args) -> None:
 
     from st_search_r3.training.checkpoints import last_complete_checkpoint
 
-    stream = load_dataset("json", data_files=str(RUN / "stream.jsonl"), split="train").select(range(args.pairs))
-    model = SentenceTransformer(args.minilm, device="cpu")
+    stream = segment(args.segment) / "stream.jsonl"
+    stream = load_dataset("json", data_files=str(stream), split="train").select(range(args.pairs))
+    model = SentenceTransformer(start_model(args, "minilm"), device="cpu")
     model.max_seq_length = 128
     training = Arguments(
         output_dir=str(output), per_device_train_batch_size=MINILM_BATCH, num_train_epochs=1, learning_rate=1e-5,
@@ -135,29 +159,35 @@ def checkpoints(folder: Path, batch: int) -> dict[int, Path]:
 
 
 def evaluate(args) -> None:
-    points = []  # (model, new pairs, quality model name)
-    points.append(("search-r3", 0, "search-r3, reasoning off"))
-    for pairs, path in checkpoints(RUN / "search_r3", SEARCH_R3_BATCH).items():
-        if pairs % args.every == 0:
-            quality.add_folder_models(str(path), f"+{pairs}")
-            points.append(("search-r3", pairs, f"search-r3 +{pairs}, reasoning off"))
+    points = [("search-r3", 0, "search-r3, reasoning off")]  # (model, new pairs seen, quality.py's model name)
     quality.add_finetuned_minilm(args.minilm)
     points.append(("all-MiniLM-L6-v2 fine-tuned", 0, "all-MiniLM-L6-v2 fine-tuned"))
-    for pairs, path in checkpoints(RUN / "minilm", MINILM_BATCH).items():
-        if pairs % args.every == 0:
-            name = f"all-MiniLM-L6-v2 fine-tuned +{pairs}"
-            quality.add_finetuned_minilm(str(path), name)
-            points.append(("all-MiniLM-L6-v2 fine-tuned", pairs, name))
+    streams, before = [], 0
+    for number in range(1, 100):
+        folder = segment(number)
+        if not (folder / "stream.json").is_file():
+            break
+        streams.append(json.loads((folder / "stream.json").read_text()))
+        for pairs, path in checkpoints(folder / "search_r3", SEARCH_R3_BATCH).items():
+            if pairs % args.every == 0:
+                quality.add_folder_models(str(path), f"+{before + pairs}")
+                points.append(("search-r3", before + pairs, f"search-r3 +{before + pairs}, reasoning off"))
+        for pairs, path in checkpoints(folder / "minilm", MINILM_BATCH).items():
+            if pairs % args.every == 0:
+                name = f"all-MiniLM-L6-v2 fine-tuned +{before + pairs}"
+                quality.add_finetuned_minilm(str(path), name)
+                points.append(("all-MiniLM-L6-v2 fine-tuned", before + pairs, name))
+        before += streams[-1]["triplets"]
     tasks = {task.metadata.name: task for task in quality.DATA_TASKS if task.metadata.name in args.tasks}
     rows = []
-    for model, pairs, name in points:
+    for model, pairs, name in sorted(points, key=lambda point: (point[0] != "search-r3", point[1])):
         scores = {
             task: quality.evaluate(name, task_class, "dev", "default", EVAL_MAX_SEQ_LENGTH, 16)["ndcg_at_10"]
             for task, task_class in tasks.items()
         }
         rows.append({"model": model, "pairs_seen": RECIPE_PAIRS + pairs, "ndcg_at_10": scores})
         print(f"{model:30s} {RECIPE_PAIRS + pairs:6d} pairs  mean nDCG@10 {100 * mean(scores.values()):.1f}")
-    write_report(rows, list(tasks))
+    write_report(rows, list(tasks), streams)
 
 
 def mean(values) -> float:
@@ -165,13 +195,13 @@ def mean(values) -> float:
     return sum(values) / len(values)
 
 
-def write_report(rows: list[dict], tasks: list[str]) -> None:
+def write_report(rows: list[dict], tasks: list[str], streams: list[dict]) -> None:
     results = ROOT / "benchmarks" / "results" / "data_scaling"
-    stream = json.loads((RUN / "stream.json").read_text())
     short = [task.replace("SearchR3", "").replace("Retrieval", "") for task in tasks]
+    drawn = "; ".join(f"segment {k}: {stream['drawn']}" for k, stream in enumerate(streams, 1))
     lines = [
-        f"Dev nDCG@10 against training pairs seen (`python benchmarks/data_scaling.py`; {RECIPE_PAIRS:,} recipe "
-        f"triplets, then a stream of {stream['triplets']:,} new ones: {stream['drawn']})",
+        f"Dev nDCG@10 against training pairs seen (`python benchmarks/data_scaling.py`): {RECIPE_PAIRS:,} recipe "
+        f"triplets, then new ones ({drawn})",
         "",
         "| model | pairs seen | " + " | ".join(short) + " | mean |",
         "|---|---:|" + "---:|" * (len(tasks) + 1),
@@ -183,7 +213,7 @@ def write_report(rows: list[dict], tasks: list[str]) -> None:
             f"{100 * mean(row['ndcg_at_10'].values()):.1f} |"
         )
     results.with_suffix(".md").write_text("\n".join(lines) + "\n")
-    results.with_suffix(".json").write_text(json.dumps({"stream": stream, "rows": rows}, indent=2) + "\n")
+    results.with_suffix(".json").write_text(json.dumps({"streams": streams, "rows": rows}, indent=2) + "\n")
     print("\n".join(lines))
 
     import matplotlib
@@ -209,10 +239,11 @@ def write_report(rows: list[dict], tasks: list[str]) -> None:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--stage", choices=["stream", "search-r3", "minilm", "evaluate"], help="default: all")
+    parser.add_argument("--segment", type=int, default=1, help="segment K continues from segment K-1's end")
     parser.add_argument("--search-r3", default=str(ROOT / "src" / "st_search_r3" / "weights"), help="start adapter")
     parser.add_argument("--minilm", default=str(ROOT / "runs" / "minilm_finetuned" / "final"), help="start model")
     parser.add_argument("--mix", type=json.loads, default=DEFAULT_MIX, help="JSON: training set -> triplets")
-    parser.add_argument("--pairs", type=int, default=4800, help="new pairs each model trains on")
+    parser.add_argument("--pairs", type=int, default=4800, help="new pairs each model trains on in a segment")
     parser.add_argument("--every", type=int, default=1600, help="new pairs between scored checkpoints")
     parser.add_argument("--tasks", nargs="+", default=[t for t in DEV_TASKS if t not in quality.held_out_tasks()])
     parser.add_argument("--seed", type=int, default=0)

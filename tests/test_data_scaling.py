@@ -53,3 +53,19 @@ def test_checkpoints_map_steps_to_pairs_seen(tmp_path, data_scaling):
         1600: tmp_path / "checkpoint-100",
         3200: tmp_path / "checkpoint-200",
     }
+
+
+def test_a_segment_starts_where_the_previous_one_ended(tmp_path, data_scaling, monkeypatch):
+    import types
+
+    monkeypatch.setattr(data_scaling, "RUN", tmp_path)
+    args = types.SimpleNamespace(segment=1, search_r3="shipped", minilm="minilm_finetuned")
+    assert (data_scaling.start_model(args, "search_r3"), data_scaling.start_model(args, "minilm")) == (
+        "shipped",
+        "minilm_finetuned",
+    )
+    args.segment = 2
+    with pytest.raises(FileNotFoundError, match="run segment 1 first"):
+        data_scaling.start_model(args, "search_r3")
+    (tmp_path / "segment-1" / "search_r3" / "final").mkdir(parents=True)
+    assert data_scaling.start_model(args, "search_r3") == str(tmp_path / "segment-1" / "search_r3" / "final")
