@@ -251,6 +251,21 @@ def headline() -> str:
     return f"{HEADLINE[0]}\n{quality_table(test, recall=False)}\n{HEADLINE[1]}"
 
 
+def training_cost() -> str:
+    """Training time and pairs/s of the shipped weights (their record) and of the fair baseline (its record), which
+    trained on the same triplets."""
+    record = json.loads((MODEL_CARD_SCORES.parent / "training_record.json").read_text())
+    parts, seconds = len(record["previous_stages"]) + 1, record["total_train_seconds"]
+    minilm = load("minilm_finetuned_record.json")
+    triplets = minilm["triplets"]
+    return (
+        f"**Training**: {triplets:,} triplets in {parts} parts, {seconds:,.0f} s on 2-core AMD EPYC CPUs, "
+        f"{triplets / seconds:.2f} pairs/s (`training_record.json`). The fair baseline: the same triplets in "
+        f"{minilm['train_seconds_this_run']:,.0f} s on {minilm['machine']}, {minilm['pairs_per_second']:.2f} pairs/s "
+        "(`benchmarks/results/minilm_finetuned_record.json`).\n"
+    )
+
+
 def model_card_scores() -> str:
     """The scores section of the shipped model's card (``st-search-r3 install`` puts it in the README it writes)."""
     test = load("quality_test_fair.json")
@@ -258,7 +273,7 @@ def model_card_scores() -> str:
         "**Scores** (nDCG@10 / Recall@10 x100 on the test splits of the local tasks, the installed model at its saved "
         "settings; all-MiniLM-L6-v2 fine-tuned is the fair baseline, trained on the same triplets as these weights: "
         "`benchmarks/finetune_minilm.py`). "
-        f"Command: `{test['command']}`.\n\n{quality_table(test)}\n"
+        f"Command: `{test['command']}`.\n\n{quality_table(test)}\n{training_cost()}"
     )
 
 
