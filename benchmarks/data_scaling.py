@@ -181,8 +181,10 @@ def evaluate(args) -> None:
     tasks = {task.metadata.name: task for task in quality.DATA_TASKS if task.metadata.name in args.tasks}
     rows = []
     for model, pairs, name in sorted(points, key=lambda point: (point[0] != "search-r3", point[1])):
+        # Checkpoints save the training length (192); the shipped weights already say 160 (and are cached so).
+        length = EVAL_MAX_SEQ_LENGTH if model == "search-r3" and pairs else None
         scores = {
-            task: quality.evaluate(name, task_class, "dev", "default", EVAL_MAX_SEQ_LENGTH, 16)["ndcg_at_10"]
+            task: quality.evaluate(name, task_class, "dev", "default", length, 16)["ndcg_at_10"]
             for task, task_class in tasks.items()
         }
         rows.append({"model": model, "pairs_seen": RECIPE_PAIRS + pairs, "ndcg_at_10": scores})
