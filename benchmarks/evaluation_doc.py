@@ -84,6 +84,31 @@ def reasoning_table(report: dict) -> str:
     return "\n".join(lines)
 
 
+def scaling_table(report: dict) -> str:
+    """Dev nDCG@10 x100 per model and training pairs seen (benchmarks/data_scaling.py)."""
+    tasks = list(report["rows"][0]["ndcg_at_10"])
+    lines = [
+        "| model | pairs seen | " + " | ".join(SHORT.get(task, task) for task in tasks) + " | mean |",
+        "|---|---:|" + "---:|" * (len(tasks) + 1),
+    ]
+    for row in report["rows"]:
+        scores = [100 * row["ndcg_at_10"][task] for task in tasks]
+        cells = " | ".join(f"{score:.1f}" for score in scores)
+        lines.append(f"| {row['model']} | {row['pairs_seen']:,} | {cells} | {sum(scores) / len(scores):.1f} |")
+    return "\n".join(lines)
+
+
+def scaling_gains(report: dict) -> str:
+    """Per model: its mean dev nDCG@10 at the first and the last point, and the pairs between them."""
+    parts = []
+    for model in dict.fromkeys(row["model"] for row in report["rows"]):
+        ours = [row for row in report["rows"] if row["model"] == model]
+        first, last = (100 * sum(row["ndcg_at_10"].values()) / len(row["ndcg_at_10"]) for row in (ours[0], ours[-1]))
+        pairs = ours[-1]["pairs_seen"] - ours[0]["pairs_seen"]
+        parts.append(f"{model} {first:.1f} -> {last:.1f} ({last - first:+.1f}) over {pairs:,} more pairs")
+    return "; ".join(parts)
+
+
 def share_of_queries(report: dict, value) -> float:
     """A per-task share over all the report's queries, in percent."""
     return 100 * sum(value(t) * t["queries"] for t in report["tasks"]) / sum(t["queries"] for t in report["tasks"])
@@ -141,6 +166,11 @@ def evaluation_doc() -> str:
     test, dev = load("quality_test_fair.json"), load("quality_dev_fair.json")
     reasoning = load("reasoning_dev_auto.json")
     index, encode, rl = load("index_speed.json"), load("encode_speed.json"), load("rl_env_speed.json")
+    scaling = load("data_scaling.json")
+    segments = "; ".join(
+        f"segment {k}: " + ", ".join(f"{name} {count:,}" for name, count in stream["drawn"].items())
+        for k, stream in enumerate(scaling["streams"], 1)
+    )
     return f"""# Evaluation
 
 <!-- Written by benchmarks/evaluation_doc.py from benchmarks/results/; edit that script, not this file. -->
@@ -163,6 +193,20 @@ the adapter merged by `st-search-r3 install`).
 `{dev["command"]}` (`benchmarks/results/quality_dev_fair.json`)
 
 {quality_table(dev)}
+
+## More data
+
+`python benchmarks/data_scaling.py` (`benchmarks/results/data_scaling.json`): dev nDCG@10 against the training pairs
+each model has seen. Both start where their recipes end, after the same 9,021 triplets (search-r3: the shipped
+weights; MiniLM: `benchmarks/finetune_minilm.py`), and continue on the same stream of triplets never drawn before
+({segments}), at a constant learning rate after a short warm-up, a checkpoint kept every 1,600 pairs. search-r3 at 160
+tokens, reasoning off.
+
+{scaling_table(scaling)}
+
+![dev nDCG@10 against training pairs seen](../benchmarks/results/data_scaling.png)
+
+Mean dev nDCG@10: {scaling_gains(scaling)}.
 
 ## Reasoning off, on and auto
 
@@ -234,6 +278,7 @@ python benchmarks/quality.py --split test         # every baseline on every task
 python benchmarks/reasoning_report.py --split dev # reasoning on vs off, per-query wins and losses, traces
 python benchmarks/reasoning_report.py --split dev --samples 4   # + sampled reasonings and the per-query oracle
 python benchmarks/finetune_minilm.py              # the fair baseline: MiniLM fine-tuned on the recipe's triplets
+python benchmarks/data_scaling.py                 # dev quality against training pairs seen, both models
 python benchmarks/sft_throughput.py --evaluate    # training pairs/s before and after the CPU speed-ups
 python benchmarks/index_speed.py                  # documents/s beside all-MiniLM-L6-v2 (make bench-index)
 python benchmarks/encode_speed.py                 # queries/s with reasoning (make bench-speed)
