@@ -6,6 +6,7 @@ import json
 from pathlib import Path
 
 import numpy as np
+import torch
 
 from st_search_r3.atomic import staged_folder
 from st_search_r3.training.callbacks import RunSegments
@@ -58,7 +59,8 @@ def train_and_save(
     record: ``record`` (arguments, data hashes) plus the config, steps, every segment of a run that was
     stopped and resumed (:class:`~st_search_r3.training.callbacks.RunSegments`), wall and CPU time,
     throughput (``<unit>_per_second``, e.g. pairs or completions), a digest of the trained weights per process
-    and the log; ``after_training()``, called on every process, may add fields. Only the main process writes.
+    and the log; ``after_training()``, called on every process, may add fields. Only the main process writes;
+    every process returns once it has, with its process group (if any) torn down: this ends a training script.
 
     Returns:
         The record as written to ``final/training_record.json``.
@@ -95,6 +97,10 @@ def train_and_save(
     if trainer.is_world_process_zero():
         extra = {"training_record.json": json.dumps(record, indent=2, default=str)}
         save_atomically(model, f"{args.output_dir}/final", extra)
+    trainer.accelerator.wait_for_everyone()  # every process returns once final/ is complete
+    if torch.distributed.is_available() and torch.distributed.is_initialized():
+        # A process that exits with its gloo group alive can abort in the group's threads (SIGABRT at exit).
+        torch.distributed.destroy_process_group()
     return record
 
 
