@@ -23,13 +23,14 @@ import hashlib
 import json
 import subprocess
 import sys
-import time
 from pathlib import Path
+from statistics import mean
 
 sys.path.insert(0, str(Path(__file__).parent))
 
 import quality  # noqa: E402
-from finetune_minilm import machine, recipe_triplets  # noqa: E402
+from finetune_minilm import BATCH as MINILM_BATCH  # noqa: E402
+from finetune_minilm import fine_tune, recipe_triplets  # noqa: E402
 
 ROOT = Path(__file__).parent.parent
 RUN = ROOT / "runs" / "data_scaling"
@@ -42,7 +43,7 @@ DEFAULT_MIX = {  # triplets per training set, repeats included; 4,800 in all
     "faqs": 537,  # every real FAQ pair three times: questions are the weak spot
     "questions": 423,  # the synthetic questions (python -m st_search_r3.data.questions), twice each
 }
-SEARCH_R3_BATCH, MINILM_BATCH = 16, 32
+SEARCH_R3_BATCH = 16
 EVAL_MAX_SEQ_LENGTH = 160
 DEV_TASKS = [task.metadata.name for task in quality.DATA_TASKS]
 
@@ -122,34 +123,17 @@ def train_minilm(args) -> None:
     if (output / "final").is_dir():
         return
     from datasets import load_dataset
-    from sentence_transformers import SentenceTransformer, SentenceTransformerTrainer
-    from sentence_transformers import SentenceTransformerTrainingArguments as Arguments
-    from sentence_transformers.losses import MultipleNegativesRankingLoss
-    from sentence_transformers.training_args import BatchSamplers
-
-    from st_search_r3.training.checkpoints import last_complete_checkpoint
+    from sentence_transformers import SentenceTransformer
 
     stream = segment(args.segment) / "stream.jsonl"
     stream = load_dataset("json", data_files=str(stream), split="train").select(range(args.pairs))
     model = SentenceTransformer(start_model(args, "minilm"), device="cpu")
-    model.max_seq_length = 128
-    training = Arguments(
-        output_dir=str(output), per_device_train_batch_size=MINILM_BATCH, num_train_epochs=1, learning_rate=1e-5,
-        lr_scheduler_type="constant_with_warmup", warmup_steps=0.05, batch_sampler=BatchSamplers.NO_DUPLICATES,
-        save_strategy="steps", save_steps=args.every // MINILM_BATCH, logging_steps=10, use_cpu=True,
-        report_to="none", seed=0,
+    run = fine_tune(
+        model, stream, output, learning_rate=1e-5, lr_scheduler_type="constant_with_warmup", warmup_steps=0.05,
+        save_steps=args.every // MINILM_BATCH,
     )  # fmt: skip
-    trainer = SentenceTransformerTrainer(
-        model=model, args=training, train_dataset=stream, loss=MultipleNegativesRankingLoss(model)
-    )
-    checkpoint = last_complete_checkpoint(str(output))
-    start = time.perf_counter()
-    trainer.train(resume_from_checkpoint=checkpoint)
-    seconds = time.perf_counter() - start
-    steps = trainer.state.global_step - (int(checkpoint.rsplit("-", 1)[1]) if checkpoint else 0)
-    record = {"machine": machine(), "seconds_this_run": seconds, "pairs_per_second": steps * MINILM_BATCH / seconds}
-    (output / "record.json").write_text(json.dumps(record, indent=2))
-    model.save(str(output / "final"))
+    run.pop("log_history")
+    (output / "record.json").write_text(json.dumps(run, indent=2))
 
 
 def checkpoints(folder: Path, batch: int) -> dict[int, Path]:
@@ -190,11 +174,6 @@ def evaluate(args) -> None:
         rows.append({"model": model, "pairs_seen": RECIPE_PAIRS + pairs, "ndcg_at_10": scores})
         print(f"{model:30s} {RECIPE_PAIRS + pairs:6d} pairs  mean nDCG@10 {100 * mean(scores.values()):.1f}")
     write_report(rows, list(tasks), streams)
-
-
-def mean(values) -> float:
-    values = list(values)
-    return sum(values) / len(values)
 
 
 def write_report(rows: list[dict], tasks: list[str], streams: list[dict]) -> None:

