@@ -82,8 +82,11 @@ class WrittenQuestions:
     def __init__(self, path: Path) -> None:
         self.path = path
         lines = path.read_text(encoding="utf-8").splitlines() if path.is_file() else []
-        if lines and not lines[-1].endswith("}"):  # a line cut short by a crash: its batch is written again
-            lines.pop()
+        if lines:
+            try:
+                json.loads(lines[-1])
+            except json.JSONDecodeError:  # a line cut short by a crash: its batch is written again
+                lines.pop()
         self.questions = {row["id"]: row["questions"] for row in map(json.loads, lines)}
 
     def add(self, ids: list[str], questions: list[list[str]]) -> None:
