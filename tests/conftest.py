@@ -129,3 +129,15 @@ def tiny_data(tmp_path) -> Path:
     )
     (root / "wordnet" / "manifest.json").write_text(json.dumps({"files": {"train/qrels.jsonl": "x"}}))
     return root
+
+
+@pytest.fixture(scope="session")
+def tiny_teacher(tiny_llm, tmp_path_factory) -> str:
+    """A saved SentenceTransformer to distil from: random static token embeddings (dim 16) on the tiny tokenizer."""
+    from sentence_transformers.sentence_transformer.modules import StaticEmbedding
+
+    torch.manual_seed(0)
+    static = StaticEmbedding(Tokenizer.from_file(f"{tiny_llm}/tokenizer.json"), embedding_dim=16)
+    folder = str(tmp_path_factory.mktemp("tiny-teacher"))
+    SentenceTransformer(modules=[static]).save(folder)
+    return folder

@@ -27,7 +27,7 @@ def batch(model, texts, reasoning=True):
 
 
 def only(model, term: str, **kwargs) -> SearchR3Loss:
-    weights = {f"{name}_weight": 0.0 for name in ("infonce", "triplet", "lm", "kl", "format")}
+    weights = {f"{name}_weight": 0.0 for name in ("infonce", "triplet", "lm", "kl", "format", "distill")}
     weights[f"{term}_weight"] = 1.0
     return SearchR3Loss(model, **{**weights, **kwargs})
 
@@ -160,3 +160,43 @@ def test_fused_anchors_are_trained_as_inference_embeds_them(tiny_llm, texts):
     loss(features, None).backward()
     row = module.auto_model.get_input_embeddings().weight
     assert row.grad is not None and row.grad.abs().sum() > 0
+
+
+def test_distill_is_the_kl_from_the_teachers_in_batch_distribution(model):
+    loss = SearchR3Loss(model, temperature=0.5, teacher_temperature=0.25, distill_weight=1.0)
+    anchors = torch.tensor([[1.0, 0.0], [0.0, 1.0]], requires_grad=True)
+    positives = torch.tensor([[1.0, 0.0], [0.0, 1.0]])
+    negatives = torch.tensor([[0.6, 0.8], [0.8, 0.6]])
+    student = [anchors, positives, negatives]
+    # Taught by itself at its own temperature there is nothing to learn.
+    same = torch.cat([t.detach() for t in student], dim=1)
+    loss.teacher_temperature = 0.5
+    assert loss.distill(student, same).item() == pytest.approx(0.0, abs=1e-7)
+    # A teacher in a space of its own (dim 3) that finds each anchor's negative closer than its positive.
+    teacher_anchors = torch.tensor([[1.0, 0.0, 0.0], [0.0, 1.0, 0.0]])
+    teacher_positives = torch.tensor([[0.0, 0.0, 1.0], [0.0, 0.0, 1.0]])
+    teacher = torch.cat([teacher_anchors, teacher_positives, teacher_anchors], dim=1)
+    loss.teacher_temperature = 0.25
+    value = loss.distill(student, teacher)
+    t = F.softmax(torch.tensor([[0.0, 0.0, 1.0, 0.0], [0.0, 0.0, 0.0, 1.0]]) / 0.25, dim=-1)
+    s = F.log_softmax(torch.tensor([[1.0, 0.0, 0.6, 0.8], [0.0, 1.0, 0.8, 0.6]]) / 0.5, dim=-1)
+    expected = (t * (t.log() - s)).sum(-1).mean()
+    assert value.item() == pytest.approx(expected.item(), rel=1e-6)
+    value.backward()
+    assert anchors.grad.abs().sum() > 0
+
+    with pytest.raises(ValueError, match="teacher's vectors as labels"):
+        loss.distill(student, None)
+    with pytest.raises(ValueError, match="teacher's vectors as labels"):
+        loss.distill(student, torch.zeros(2, 7))
+
+
+def test_distill_term_trains_through_the_model(model, texts):
+    loss = only(model, "distill", temperature=0.05)
+    features = batch(model, texts)
+    torch.manual_seed(0)
+    labels = F.normalize(torch.randn(4, 3, 8), dim=-1).flatten(1)
+    value = loss(features, labels)
+    assert torch.isfinite(value) and value.item() > 0 and set(loss.last_terms) == {"distill"}
+    value.backward()
+    assert any(p.grad is not None and p.grad.abs().sum() > 0 for p in model.parameters() if p.requires_grad)

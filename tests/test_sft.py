@@ -137,6 +137,26 @@ def test_smoke_config_trains_with_best_of_n_targets_format_term_and_fused_views(
     assert len(rows) == 4 and all(len(row["reasoning"]) == 3 for row in rows), "greedy + 2 samples per query"
 
 
+@pytest.mark.slow
+def test_smoke_config_trains_with_a_teachers_distill_term(tiny_llm, tiny_data, tiny_teacher, tmp_path):
+    extra = ["--teacher_model", tiny_teacher, "--distill_weight", "0.5", "--teacher_temperature", "0.1"]
+    result = run_sft(tiny_llm, tiny_data, tmp_path / "run", *extra)
+    assert result.returncode == 0, result.stderr[-3000:]
+    record = json.loads((tmp_path / "run" / "final" / "training_record.json").read_text())
+    assert (record["config"]["teacher_model"], record["config"]["distill_weight"]) == (tiny_teacher, 0.5)
+    # Anchors with and without reasoning both carried the teacher's vectors to the loss.
+    assert sum("loss/distill" in row for row in record["log_history"]) >= 1 and record["steps"] == 2
+
+
+def test_distill_weight_and_teacher_go_together():
+    from st_search_r3.training.config import SearchR3SFTConfig
+
+    with pytest.raises(ValueError, match="teacher_model"):
+        SearchR3SFTConfig(distill_weight=0.5)
+    with pytest.raises(ValueError, match="teacher_model"):
+        SearchR3SFTConfig(teacher_model="all-MiniLM-L6-v2")
+
+
 def test_first_sentences_keeps_the_teacher_form():
     from st_search_r3.training.sft_data import first_sentences
 

@@ -36,6 +36,8 @@ def main() -> None:
         lm_weight=config.lm_weight,
         kl_weight=config.kl_weight,
         format_weight=config.format_weight,
+        distill_weight=config.distill_weight,
+        teacher_temperature=config.teacher_temperature,
     )
     args.router_mapping = {name: ROUTES[name] for name in train_dataset}
     trainer = SentenceTransformerTrainer(

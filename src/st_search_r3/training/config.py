@@ -147,9 +147,22 @@ class SearchR3SFTConfig(SearchR3TrainingConfig):
     format_weight: float = field(
         default=0.0, metadata={"help": "weight of the cross-entropy of <|embed_token|> where it ends the answer"}
     )
+    teacher_model: str | None = field(
+        default=None,
+        metadata={
+            "help": "a SentenceTransformer (name or folder; all-MiniLM-L6-v2 comes from its PyPI package) that embeds "
+            "every training text once; the distill term teaches its in-batch similarity distributions"
+        },
+    )
+    distill_weight: float = field(
+        default=0.0, metadata={"help": "weight of KL(teacher || model) over each anchor's candidates (0: off)"}
+    )
+    teacher_temperature: float = field(default=0.05, metadata={"help": "temperature of the teacher's cosines"})
 
     def __post_init__(self) -> None:
         super().__post_init__()
+        if bool(self.distill_weight) != bool(self.teacher_model):
+            raise ValueError("distill_weight > 0 and teacher_model go together (the distill term needs a teacher)")
         if self.reasoning_targets not in ("base", "best_of_n"):
             raise ValueError(f"reasoning_targets must be 'base' or 'best_of_n', got {self.reasoning_targets!r}")
         if self.reasoning_sampler not in ("base", "model"):

@@ -31,6 +31,10 @@ class SearchR3Loss(nn.Module):
     - Format: the cross-entropy of ``<|embed_token|>`` itself where it follows the answer, so the model
       learns to end its reasoning by writing the token. Inside the LM term it is one token of many, and
       too weak against the contrastive terms for the model ever to emit it.
+    - Distill: ``KL(teacher || model)`` of each anchor's distribution over the same candidates as InfoNCE,
+      the teacher's from its own vectors (``labels``: per row, the teacher's normalised vectors of every
+      column, concatenated; :func:`~st_search_r3.training.distillation.add_teacher_embeddings`) at
+      ``teacher_temperature``. It passes on how the teacher ranks the negatives, not only which is right.
 
     The total is the weighted sum. A term whose weight is 0 is not computed (no LM head, no base pass).
     LM, KL and format are means over the sequences.
@@ -39,7 +43,9 @@ class SearchR3Loss(nn.Module):
         model: The SentenceTransformer whose first module is a :class:`~st_search_r3.SearchR3`.
         temperature: InfoNCE temperature on cosine similarities.
         triplet_margin: Margin of the triplet term, in cosine units.
-        infonce_weight, triplet_weight, lm_weight, kl_weight, format_weight: Weights of the five terms.
+        infonce_weight, triplet_weight, lm_weight, kl_weight, format_weight, distill_weight: Weights of the six
+            terms.
+        teacher_temperature: Temperature of the teacher's cosine similarities in the distill term.
     """
 
     def __init__(
@@ -52,6 +58,8 @@ class SearchR3Loss(nn.Module):
         lm_weight: float = 0.1,
         kl_weight: float = 0.1,
         format_weight: float = 0.0,
+        distill_weight: float = 0.0,
+        teacher_temperature: float = 0.05,
     ) -> None:
         super().__init__()
         self.model = model
@@ -62,6 +70,8 @@ class SearchR3Loss(nn.Module):
         self.lm_weight = lm_weight
         self.kl_weight = kl_weight
         self.format_weight = format_weight
+        self.distill_weight = distill_weight
+        self.teacher_temperature = teacher_temperature
         llm = model[0].auto_model
         uses_adapters = hasattr(llm, "disable_adapter")
         # Without adapters the base must be a separate frozen copy (taken now, before any update).
@@ -69,19 +79,37 @@ class SearchR3Loss(nn.Module):
 
     # ------------------------------------------------------------------------------- loss terms
 
+    @staticmethod
+    def scores(embeddings: list[Tensor]) -> Tensor:
+        """Cosine of every anchor with every positive and hard negative of the batch: ``(batch, batch * (columns - 1))``,
+        anchor ``i``'s positive at column ``i``."""
+        return embeddings[0] @ torch.cat(embeddings[1:]).T
+
     def contrastive(self, embeddings: list[Tensor]) -> dict[str, Tensor]:
         """InfoNCE and triplet terms from the normalised embeddings of each column."""
         anchors, positives, negatives = embeddings[0], embeddings[1], embeddings[2:]
-        candidates = torch.cat([positives, *negatives])
         terms = {}
         if self.infonce_weight:
-            scores = anchors @ candidates.T / self.temperature
+            scores = self.scores(embeddings) / self.temperature
             terms["infonce"] = F.cross_entropy(scores, torch.arange(len(anchors), device=scores.device))
         if self.triplet_weight and negatives:
             positive_scores = (anchors * positives).sum(-1, keepdim=True)
             negative_scores = torch.stack([(anchors * n).sum(-1) for n in negatives], dim=1)
             terms["triplet"] = F.relu(negative_scores - positive_scores + self.triplet_margin).mean()
         return terms
+
+    def distill(self, embeddings: list[Tensor], labels: Tensor | None) -> Tensor:
+        """``KL(teacher || model)`` of each anchor's distribution over the batch's candidates."""
+        if labels is None or labels.ndim != 2 or labels.shape[1] % len(embeddings):
+            shape = None if labels is None else tuple(labels.shape)
+            raise ValueError(
+                f"distill_weight needs the teacher's vectors as labels of shape (batch, {len(embeddings)} * dim), "
+                f"got {shape}: add them with training.distillation.add_teacher_embeddings"
+            )
+        teacher = labels.float().to(embeddings[0].device).chunk(len(embeddings), dim=1)
+        teacher_log_probs = F.log_softmax(self.scores(list(teacher)) / self.teacher_temperature, dim=-1)
+        log_probs = F.log_softmax(self.scores(embeddings) / self.temperature, dim=-1)
+        return F.kl_div(log_probs, teacher_log_probs, log_target=True, reduction="batchmean")
 
     def search_r3(self):
         """The :class:`~st_search_r3.SearchR3` module (``self.model`` may be wrapped for data parallelism)."""
@@ -134,6 +162,7 @@ class SearchR3Loss(nn.Module):
             "lm": self.lm_weight,
             "kl": self.kl_weight,
             "format": self.format_weight,
+            "distill": self.distill_weight,
         }
         return sum(weights[name] * value for name, value in terms.items())
 
@@ -145,7 +174,10 @@ class SearchR3Loss(nn.Module):
             raise ValueError(f"Expected (anchor, positive, negatives...) columns, got {len(sentence_features)}")
         contrastive = bool(self.infonce_weight or self.triplet_weight)
         encoded = [self.encode(features) for features in sentence_features]
-        terms = self.contrastive([embeddings for embeddings, _, _ in encoded]) if contrastive else {}
+        embeddings = [embeddings for embeddings, _, _ in encoded]
+        terms = self.contrastive(embeddings) if contrastive else {}
+        if self.distill_weight:
+            terms["distill"] = self.distill(embeddings, labels)
         answer_rows = max(sum(rows for _, _, rows in encoded), 1)
         for name in ("lm", "kl", "format"):
             if any(name in sums for _, sums, _ in encoded):
@@ -164,4 +196,6 @@ class SearchR3Loss(nn.Module):
             "lm_weight": self.lm_weight,
             "kl_weight": self.kl_weight,
             "format_weight": self.format_weight,
+            "distill_weight": self.distill_weight,
+            "teacher_temperature": self.teacher_temperature,
         }

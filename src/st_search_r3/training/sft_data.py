@@ -15,6 +15,7 @@ from sentence_transformers import SentenceTransformer
 
 from st_search_r3.module import SearchR3
 from st_search_r3.training.config import SearchR3SFTConfig, native_cpu_bf16
+from st_search_r3.training.distillation import add_teacher_embeddings, load_teacher
 from st_search_r3.training.reasoning_cache import cache_path, cache_reasoning
 from st_search_r3.training.recipe import draw_rows, ids_sha256, rows_sha256
 from st_search_r3.training.train_data import COLUMNS, TrainDataError, load_pairs, row_ids
@@ -71,7 +72,8 @@ def load_training_set(config: SearchR3SFTConfig, model: SentenceTransformer, see
 
     Generated reasoning is cached on disk (:func:`~st_search_r3.training.reasoning_cache.cache_path`); it takes
     about a second per query. Each batch comes from one of the two sets, in proportion to their sizes.
-    Documents are cut to ``config.max_document_tokens`` tokens.
+    Documents are cut to ``config.max_document_tokens`` tokens. With ``config.teacher_model`` every row gets
+    the teacher's vectors of its (cut) texts as a ``label`` column (:mod:`~st_search_r3.training.distillation`).
     """
     tokenizer = model[0].tokenizer
     triplets, draw = load_triplets(config, seed)
@@ -85,6 +87,8 @@ def load_training_set(config: SearchR3SFTConfig, model: SentenceTransformer, see
             batched=True,
             desc="cutting documents",
         )
+    if config.teacher_model:
+        triplets = add_teacher_embeddings(triplets, load_teacher(config.teacher_model))
     with_reasoning = triplets.select(range(min(config.reasoning_queries, len(triplets))))
     direct = triplets.select(range(len(with_reasoning), len(triplets)))
     if len(with_reasoning) and config.reasoning_targets == "best_of_n":
