@@ -29,6 +29,7 @@ from statistics import mean
 sys.path.insert(0, str(Path(__file__).parent))
 
 import quality  # noqa: E402
+from evaluation_doc import SHORT  # noqa: E402
 from finetune_minilm import BATCH as MINILM_BATCH  # noqa: E402
 from finetune_minilm import fine_tune, recipe_triplets  # noqa: E402
 
@@ -178,7 +179,7 @@ def evaluate(args) -> None:
 
 def write_report(rows: list[dict], tasks: list[str], streams: list[dict]) -> None:
     results = ROOT / "benchmarks" / "results" / "data_scaling"
-    short = [task.replace("SearchR3", "").replace("Retrieval", "") for task in tasks]
+    short = [SHORT.get(task, task) for task in tasks]
     drawn = "; ".join(f"segment {k}: {stream['drawn']}" for k, stream in enumerate(streams, 1))
     lines = [
         f"Dev nDCG@10 against training pairs seen (`python benchmarks/data_scaling.py`): {RECIPE_PAIRS:,} recipe "
