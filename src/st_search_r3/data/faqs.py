@@ -60,7 +60,7 @@ def pod_text(text: str) -> str:
 def read_pod_faq(path: Path) -> Iterator[tuple[str, str]]:
     """``(question, answer)`` for every ``=head2`` of a perlfaq POD file; ``=begin``/``=end`` blocks dropped."""
     question, paragraphs, skipping = None, [], False
-    for paragraph in re.split(r"\n\s*\n", path.read_text(encoding="utf-8", errors="replace")):
+    for paragraph in re.split(r"\n\s*\n", read_doc(path)):
         command = paragraph.split(None, 1)[0] if paragraph.strip() else ""
         if command in ("=head1", "=head2"):
             if question:
@@ -122,14 +122,29 @@ class _HeadingSections(HTMLParser):
             self.sections[-1][1] += data
 
 
+def heading_entries(html: str, separator: str, paragraph_break: str) -> Iterator[tuple[str, str, str]]:
+    """``(number, question, answer)`` of an HTML FAQ whose ``<h2>`` headings read ``number + separator +
+    question``; the answer's paragraphs are split at ``paragraph_break`` (a pattern) and their lines joined."""
+    parser = _HeadingSections()
+    parser.feed(html)
+    for heading, body in parser.sections:
+        number, _, question = " ".join(heading.split()).partition(separator)
+        paragraphs = [" ".join(p.split()) for p in re.split(paragraph_break, body)]
+        yield number, question, "\n\n".join(p for p in paragraphs if p)
+
+
+def read_doc(path: Path) -> str:
+    """A documentation file's text, gunzipped where its name ends in ``.gz``."""
+    data = gzip.decompress(path.read_bytes()) if path.suffix == ".gz" else path.read_bytes()
+    return data.decode("utf-8", "replace")
+
+
 def zsh_faq(root: Path) -> Iterator[tuple[str, str, str]]:
+    """The Z Shell FAQ's HTML pages: ``<h2>`` headings ``"3.1: question"``; a line that starts unindented opens a
+    paragraph."""
     for path in sorted((root / "usr" / "share" / "doc" / "zsh-common" / "html").glob("FAQ0*.html")):
-        parser = _HeadingSections()
-        parser.feed(path.read_text(encoding="utf-8", errors="replace"))
-        for heading, body in parser.sections:
-            number, _, question = " ".join(heading.split()).partition(": ")
-            paragraphs = [" ".join(p.split()) for p in re.split(r"\n\s*\n|\n(?=\S)", body)]
-            yield f"zsh-{number}", question, "\n\n".join(p for p in paragraphs if p)
+        for number, question, answer in heading_entries(read_doc(path), ": ", r"\n\s*\n|\n(?=\S)"):
+            yield f"zsh-{number}", question, answer
 
 
 # ------------------------------------------------------------------------------------------- Vim: numbered text
@@ -148,7 +163,7 @@ def numbered_entries(text: str, number: str) -> Iterator[tuple[str, str, str]]:
 
 def vim_faq(root: Path) -> Iterator[tuple[str, str, str]]:
     """The Vim FAQ's entries: ``N.M. question`` at the start of a line (the index above indents them)."""
-    text = gzip.decompress((root / "usr" / "share" / "doc" / "vim" / "FAQ.gz").read_bytes()).decode("utf-8", "replace")
+    text = read_doc(root / "usr" / "share" / "doc" / "vim" / "FAQ.gz")
     for number, question, answer in numbered_entries(text, r"\d+\.\d+"):
         yield f"vim-{number}", question, answer
 
@@ -177,7 +192,7 @@ def perl_module_faqs(root: Path) -> Iterator[tuple[str, str, str]]:
 
 def git_faq(root: Path) -> Iterator[tuple[str, str, str]]:
     """gitfaq(7) in AsciiDoc: ``[[anchor]]``, then ``question::``, then the answer up to the next entry or title."""
-    text = (root / "usr" / "share" / "doc" / "git-doc" / "gitfaq.txt").read_text(encoding="utf-8", errors="replace")
+    text = read_doc(root / "usr" / "share" / "doc" / "git-doc" / "gitfaq.txt")
     pattern = r"^\[\[([\w-]+)\]\]\n([^\n]+?)::\n(.*?)(?=^\[\[|^[^\n]+\n-{3,}\n|\Z)"
     for anchor, question, answer in re.findall(pattern, text, flags=re.MULTILINE | re.DOTALL):
         answer = re.sub(r"linkgit:([\w-]+)\[(\d)\]", r"\1(\2)", answer.replace("`", ""))
@@ -187,26 +202,22 @@ def git_faq(root: Path) -> Iterator[tuple[str, str, str]]:
 
 def screen_faq(root: Path) -> Iterator[tuple[str, str, str]]:
     """The screen FAQ: ``Q:`` and ``A:`` blocks."""
-    text = gzip.decompress((root / "usr" / "share" / "doc" / "screen" / "FAQ.gz").read_bytes()).decode(
-        "utf-8", "replace"
-    )
+    text = read_doc(root / "usr" / "share" / "doc" / "screen" / "FAQ.gz")
     for number, (question, answer) in enumerate(re.findall(r"^Q:(.*?)^A:(.*?)(?=^Q:|\Z)", text, re.M | re.S)):
         yield f"screen-{number}", " ".join(question.split()), " ".join(answer.split())
 
 
 def fetchmail_faq(root: Path) -> Iterator[tuple[str, str, str]]:
     """The fetchmail FAQ (HTML): every ``<h2>`` is ``"G1. question"``, its text the answer."""
-    parser = _HeadingSections()
-    parser.feed((root / "usr" / "share" / "doc" / "fetchmail" / "fetchmail-FAQ.html").read_text(errors="replace"))
-    for heading, body in parser.sections:
-        number, _, question = " ".join(heading.split()).partition(". ")
-        paragraphs = [" ".join(p.split()) for p in re.split(r"\n\s*\n", body)]  # lines are wrapped in the source
-        yield f"fetchmail-{number}", question, "\n\n".join(p for p in paragraphs if p)
+    html = read_doc(root / "usr" / "share" / "doc" / "fetchmail" / "fetchmail-FAQ.html")
+    # Its lines are wrapped in the source: only a blank line breaks a paragraph.
+    for number, question, answer in heading_entries(html, ". ", r"\n\s*\n"):
+        yield f"fetchmail-{number}", question, answer
 
 
 def procmail_faq(root: Path) -> Iterator[tuple[str, str, str]]:
     """The procmail FAQ: ``N. question`` at the start of a line, the answer indented below it."""
-    text = (root / "usr" / "share" / "doc" / "procmail" / "FAQ").read_text(encoding="utf-8", errors="replace")
+    text = read_doc(root / "usr" / "share" / "doc" / "procmail" / "FAQ")
     for number, question, answer in numbered_entries(text, r"\d+"):
         yield f"procmail-{number}", question, answer
 
