@@ -65,6 +65,21 @@ def test_build_writes_triplets_a_training_run_can_pin(tiny_model, tiny_data, tmp
     assert saved["files"] and all(name.startswith("train_triplets/") for name in saved["files"])
 
 
+def test_any_sentence_transformer_can_be_the_filter(tiny_llm, tiny_teacher, tiny_data, tmp_path, monkeypatch):
+    from st_search_r3.data import questions
+
+    (tiny_data / "faqs").mkdir()
+    faq_splits(tmp_path)["train"].save(tiny_data / "faqs" / "train")
+    monkeypatch.setattr(
+        questions,
+        "write_questions",
+        lambda tokenizer, llm, documents, prefix, samples: [[f"What is {d.split('.')[0]}?"] for d in documents],
+    )
+    # Static token embeddings (no reasoning switch): the question shares its words with its own document.
+    manifest = build(tiny_data, ["wordnet"], per_source=12, embedder=tiny_teacher, writer=tiny_llm)
+    assert 0 < manifest["counts"]["wordnet"]["kept"] <= 12 and f"kept when {tiny_teacher} ranks" in manifest["source"]
+
+
 def test_build_says_so_when_no_question_survives(tiny_llm, tiny_model, tiny_data, tmp_path):
     import pytest
 

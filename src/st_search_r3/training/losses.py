@@ -81,8 +81,8 @@ class SearchR3Loss(nn.Module):
 
     @staticmethod
     def scores(embeddings: list[Tensor]) -> Tensor:
-        """Cosine of every anchor with every positive and hard negative of the batch: ``(batch, batch * (columns - 1))``,
-        anchor ``i``'s positive at column ``i``."""
+        """Cosine of every anchor with every positive and hard negative of the batch, ``(batch, batch * (columns -
+        1))``; anchor ``i``'s positive is at column ``i``."""
         return embeddings[0] @ torch.cat(embeddings[1:]).T
 
     def contrastive(self, embeddings: list[Tensor]) -> dict[str, Tensor]:
