@@ -136,6 +136,8 @@ def test_sampled_questions_come_back_with_their_document(tiny_llm):
     tokenizer, _, _ = load_llm(tiny_llm)
 
     class Writer:  # generate() as transformers lays it out: num_return_sequences rows per prompt, in prompt order
+        device = torch.device("cpu")
+
         def generate(self, input_ids, attention_mask, do_sample, num_return_sequences=1, **settings):
             rows = range(len(input_ids) * num_return_sequences)
             texts = [

@@ -62,7 +62,7 @@ def write_questions(
     """Per document, its greedy question and up to ``samples`` more sampled at temperature 0.8 (duplicates and
     non-questions dropped; an empty list where the LLM wrote no question), in one left-padded batch."""
     prompts = [f"{prefix}Text: {' '.join(d.split())[:max_chars]}\nQuestion:" for d in documents]
-    batch = tokenizer(prompts, return_tensors="pt", padding=True, add_special_tokens=False)
+    batch = tokenizer(prompts, return_tensors="pt", padding=True, add_special_tokens=False).to(model.device)
     settings = dict(max_new_tokens=40, pad_token_id=tokenizer.pad_token_id)
     outputs = [model.generate(**batch, do_sample=False, **settings)]
     if samples:
@@ -121,6 +121,7 @@ def build(
     samples: int = 0,
     pool: int = 300,
     batch_size: int = 16,
+    device: str = "cpu",
 ) -> dict:
     """Writes ``root/questions`` and returns its manifest.
 
@@ -137,6 +138,7 @@ def build(
             the draw), so the filter is as strict whatever ``per_source`` is.
         batch_size: Documents per generation batch; written questions are kept in ``root/questions_written/`` after
             each batch, and a build resumes from them.
+        device: Where the writer and the filter run ("cuda" for a larger writer).
     """
     from sentence_transformers import SentenceTransformer
 
@@ -146,9 +148,10 @@ def build(
 
     started = time.time()
     tokenizer, llm, _ = load_llm(writer)
+    llm.to(device)
     prefix = few_shot_prefix(RetrievalSplit.load(root / "faqs" / "train"), shots, seed=seed)
     setting = json.dumps([writer, prefix, samples, seed])
-    model = SentenceTransformer(resolve_model(embedder), trust_remote_code=True, device="cpu")
+    model = SentenceTransformer(resolve_model(embedder), trust_remote_code=True, device=device)
     direct = {"reasoning": False} if isinstance(model[0], SearchR3) else {}  # any other encoder has no such switch
     rows, counts = [], {}
     for source in sources:
@@ -216,11 +219,15 @@ def main() -> None:
     parser.add_argument("--samples", type=int, default=0, help="sampled questions per document besides the greedy one")
     parser.add_argument("--pool", type=int, default=300, help="documents the round trip ranks each question among")
     parser.add_argument("--embedder", default="search-r3", help="the model of the round-trip filter")
+    parser.add_argument("--writer", default=DEFAULT_BASE_MODEL, help="the causal LM that writes (a name or folder)")
+    parser.add_argument("--batch-size", type=int, default=16, help="documents per generation batch")
+    parser.add_argument("--device", default="cuda" if torch.cuda.is_available() else "cpu")
     parser.add_argument("--seed", type=int, default=0)
     args = parser.parse_args()
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(message)s", datefmt="%H:%M:%S")
     root = args.out or data_dir()
-    settings = dict(samples=args.samples, pool=args.pool)
+    settings = dict(writer=args.writer, samples=args.samples, pool=args.pool, batch_size=args.batch_size)
+    settings["device"] = args.device
     manifest = build(root, args.sources, args.per_source, args.seed, args.embedder, **settings)
     print(json.dumps({k: v for k, v in manifest.items() if k != "few_shot_prompt"}, indent=2))
 
