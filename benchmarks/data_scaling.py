@@ -29,7 +29,7 @@ from statistics import mean
 sys.path.insert(0, str(Path(__file__).parent))
 
 import quality  # noqa: E402
-from evaluation_doc import SHORT  # noqa: E402
+from evaluation_doc import SHORT, scaling_table  # noqa: E402
 from finetune_minilm import BATCH as MINILM_BATCH  # noqa: E402
 from finetune_minilm import fine_tune, recipe_triplets  # noqa: E402
 
@@ -185,15 +185,8 @@ def write_report(rows: list[dict], tasks: list[str], streams: list[dict]) -> Non
         f"Dev nDCG@10 against training pairs seen (`python benchmarks/data_scaling.py`): {RECIPE_PAIRS:,} recipe "
         f"triplets, then new ones ({drawn})",
         "",
-        "| model | pairs seen | " + " | ".join(short) + " | mean |",
-        "|---|---:|" + "---:|" * (len(tasks) + 1),
+        scaling_table({"rows": rows}),
     ]
-    for row in rows:
-        cells = [f"{100 * row['ndcg_at_10'][task]:.1f}" for task in tasks]
-        lines.append(
-            f"| {row['model']} | {row['pairs_seen']:,} | " + " | ".join(cells) + f" | "
-            f"{100 * mean(row['ndcg_at_10'].values()):.1f} |"
-        )
     results.with_suffix(".md").write_text("\n".join(lines) + "\n")
     results.with_suffix(".json").write_text(json.dumps({"streams": streams, "rows": rows}, indent=2) + "\n")
     print("\n".join(lines))
