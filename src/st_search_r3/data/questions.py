@@ -226,9 +226,10 @@ def main() -> None:
     args = parser.parse_args()
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(message)s", datefmt="%H:%M:%S")
     root = args.out or data_dir()
-    settings = dict(writer=args.writer, samples=args.samples, pool=args.pool, batch_size=args.batch_size)
-    settings["device"] = args.device
-    manifest = build(root, args.sources, args.per_source, args.seed, args.embedder, **settings)
+    manifest = build(
+        root, args.sources, args.per_source, args.seed, args.embedder, writer=args.writer, samples=args.samples,
+        pool=args.pool, batch_size=args.batch_size, device=args.device,
+    )  # fmt: skip
     print(json.dumps({k: v for k, v in manifest.items() if k != "few_shot_prompt"}, indent=2))
 
 
