@@ -5,6 +5,7 @@ from __future__ import annotations
 import os
 from collections.abc import Sequence
 from contextlib import nullcontext
+from pathlib import Path
 from typing import Any
 
 try:
@@ -15,6 +16,7 @@ except ImportError:  # Python < 3.11
 import torch
 import torch.nn.functional as F
 from sentence_transformers.base.modules import InputModule
+from tqdm.auto import trange
 from transformers import GenerationConfig, LogitsProcessorList, MinNewTokensLengthLogitsProcessor
 
 from st_search_r3 import reasoning as generation
@@ -31,6 +33,8 @@ from st_search_r3.embedding import (
 from st_search_r3.loading import load_llm
 from st_search_r3.packing import cpu_matmul_precision, enable_packing, packed_last_hidden_states
 from st_search_r3.prompting import PromptBuilder
+from st_search_r3.reading import READING_PROMPT, read_prompt_ids
+from st_search_r3.reading import search as reading_search
 from st_search_r3.reasoning_memory import ReasoningMemory, Trace
 from st_search_r3.settings import ANSWER_PREFIX, EMBEDDING_PROMPT, REASONING_PROMPT, check_settings
 from st_search_r3.stop_head import StopHead
@@ -101,6 +105,9 @@ class SearchR3(InputModule):
         "reasoning_prompt",
         "embedding_prompt",
         "answer_prefix",
+        "reading_prompt",
+        "read_top_k",
+        "read_passage_tokens",
         "normalize",
         "reasoning_memory_size",
         "precision",
@@ -121,6 +128,9 @@ class SearchR3(InputModule):
         reasoning_prompt: str = REASONING_PROMPT,
         embedding_prompt: str = EMBEDDING_PROMPT,
         answer_prefix: str = ANSWER_PREFIX,
+        reading_prompt: str = READING_PROMPT,
+        read_top_k: int = 3,
+        read_passage_tokens: int = 64,
         normalize: bool = True,
         reasoning_memory_size: int = 100_000,
         precision: str = "float32",
@@ -138,6 +148,9 @@ class SearchR3(InputModule):
         self.reasoning_prompt = reasoning_prompt
         self.embedding_prompt = embedding_prompt
         self.answer_prefix = answer_prefix
+        self.reading_prompt = reading_prompt
+        self.read_top_k = read_top_k
+        self.read_passage_tokens = read_passage_tokens
         self.normalize = normalize
         self.reasoning_memory_size = reasoning_memory_size
         self.precision = precision
@@ -148,11 +161,23 @@ class SearchR3(InputModule):
         )
         if precision == "bfloat16":
             self.auto_model.to(torch.bfloat16)
-        self.stop_head = StopHead.load(model_name_or_path) if os.path.isdir(model_name_or_path) else None
+        local = os.path.isdir(model_name_or_path)
+        self.stop_head = StopHead.load(model_name_or_path) if local else None
+        self.reader = self._load_reader(model_name_or_path) if local else None
         self.prompts = PromptBuilder(self.tokenizer, max_seq_length)
         self.packs = enable_packing(self.auto_model)
         self._memory = ReasoningMemory(reasoning_memory_size)
         self.max_seq_length = max_seq_length  # checked by the setter
+
+    def _load_reader(self, folder: str):
+        """The folder's reader adapter (:mod:`st_search_r3.reader`), on the LLM with any training adapter merged."""
+        if not (Path(folder) / "reader").is_dir():
+            return None
+        from st_search_r3.reader import Reader  # PEFT is imported only for models that have a reader
+
+        if hasattr(self.auto_model, "merge_and_unload"):
+            self.auto_model = self.auto_model.merge_and_unload()
+        return Reader.load(self.auto_model, folder)
 
     @property
     def max_seq_length(self) -> int:
@@ -202,11 +227,15 @@ class SearchR3(InputModule):
             reasoning, reasoning queries also get ``direct_ids`` and ``direct_mask``: the same texts in the
             reasoning-off format (named so that no trainer takes them for a column of their own).
         """
+        items = self._check_inputs(inputs, allow_pairs=task == "query")
+        if prompt:
+            items = [(prompt + text, extra) for text, extra in items]
+        if any(isinstance(extra, tuple) for _, extra in items):
+            return self._read_features(items)
         mode = self._reasoning_mode(task, reasoning)
         reasons = bool(mode)
-        items = self._check_inputs(inputs, allow_pairs=reasons)
-        if prompt:
-            items = [(prompt + text, thought) for text, thought in items]
+        if not reasons and any(extra is not None for _, extra in items):
+            raise TypeError("a (query, reasoning) pair needs reasoning on; pass plain strings with reasoning off")
         if reasons:
             memory = self._current_memory()
             sequences = []
@@ -230,6 +259,19 @@ class SearchR3(InputModule):
                 [p + a for p, a in direct], self.tokenizer.pad_token_id
             )
         return features
+
+    def _read_features(self, items: list[tuple[str, tuple[str, ...] | str | None]]) -> dict[str, torch.Tensor]:
+        """Read prompts of ``(query, passages)`` items (:mod:`st_search_r3.reading`), ``read_mask`` marking them."""
+        if not all(isinstance(extra, tuple) for _, extra in items):
+            raise TypeError("a batch mixes (query, passages) items with other inputs: give every query its passages")
+        answer = self.direct_answer_ids()
+        sequences = [
+            read_prompt_ids(self.prompts, text, passages, self.reading_prompt, self.read_passage_tokens, len(answer))
+            + answer
+            for text, passages in items
+        ]
+        input_ids, attention_mask = left_pad(sequences, self.tokenizer.pad_token_id)
+        return {"input_ids": input_ids, "attention_mask": attention_mask, "read_mask": attention_mask[:, -1]}
 
     def direct_answer_ids(self) -> list[int]:
         """Token ids of the answer of texts embedded without reasoning: ``answer_prefix`` and the embed token."""
@@ -255,8 +297,9 @@ class SearchR3(InputModule):
         return mode
 
     @staticmethod
-    def _check_inputs(inputs, allow_pairs: bool) -> list[tuple[str, str | None]]:
-        """``(text, reasoning or None)`` per input; a clear error for anything but strings (and pairs)."""
+    def _check_inputs(inputs, allow_pairs: bool) -> list[tuple[str, str | tuple[str, ...] | None]]:
+        """``(text, reasoning, passages (a tuple) or None)`` per input; a clear error for anything but strings
+        (and, for queries, ``(query, reasoning)`` and ``(query, [passages])`` pairs)."""
         if isinstance(inputs, str) or not isinstance(inputs, Sequence):
             raise TypeError(f"Expected a list of strings, got {type(inputs).__name__}")
         if len(inputs) == 0:
@@ -265,15 +308,19 @@ class SearchR3(InputModule):
         for index, item in enumerate(inputs):
             if isinstance(item, str):
                 items.append((item, None))
-            elif (
-                allow_pairs
-                and isinstance(item, (tuple, list))
-                and len(item) == 2
-                and all(isinstance(x, str) for x in item)
-            ):
-                items.append((item[0], item[1]))
+            elif allow_pairs and isinstance(item, (tuple, list)) and len(item) == 2 and isinstance(item[0], str):
+                query, extra = item
+                if isinstance(extra, str):
+                    items.append((query, extra))
+                elif isinstance(extra, (tuple, list)) and all(isinstance(x, str) for x in extra):
+                    items.append((query, tuple(extra)))
+                else:
+                    raise TypeError(
+                        f"Input {index}: the second element must be a reasoning (str) or passages (a list of str), "
+                        f"got {type(extra).__name__}"
+                    )
             else:
-                expected = "str or a (query, reasoning) pair of str" if allow_pairs else "str"
+                expected = "str, a (query, reasoning) pair or a (query, [passages]) pair" if allow_pairs else "str"
                 raise TypeError(f"Input {index} is {type(item).__name__}, expected {expected}: {item!r:.80}")
         return items
 
@@ -288,7 +335,9 @@ class SearchR3(InputModule):
         input_ids, attention_mask = features["input_ids"], features["attention_mask"]
         training = torch.is_grad_enabled() and "answer_mask" in features
         with self._matmul_mode(input_ids, None):
-            if training and bool((input_ids[:, -1] == self.embed_token_id).all()):
+            if "read_mask" in features:
+                embeddings = self._embed_read(input_ids, attention_mask)
+            elif training and bool((input_ids[:, -1] == self.embed_token_id).all()):
                 embeddings = self._forward_for_training(features)
             elif mode := self._reasoning_mode(task, reasoning):
                 embeddings = self._embed_queries(features, auto=mode == "auto")
@@ -321,6 +370,11 @@ class SearchR3(InputModule):
     def _matmul_mode(input_ids: torch.Tensor, precision: str | None):
         """The CPU matmul mode of a forward (:func:`~st_search_r3.packing.cpu_matmul_precision`); none on GPUs."""
         return cpu_matmul_precision(precision) if input_ids.device.type == "cpu" else nullcontext()
+
+    def _embed_read(self, input_ids: torch.Tensor, attention_mask: torch.Tensor) -> torch.Tensor:
+        """The embed token's hidden state of read prompts, with the reader adapter on where the model has one."""
+        with self.reader.active() if self.reader is not None else nullcontext():
+            return self._last_hidden_states(input_ids, attention_mask, self.reading_prompt)
 
     def _embed_in_one_pass(self, input_ids: torch.Tensor, attention_mask: torch.Tensor) -> torch.Tensor:
         """The embed token's hidden state of prompts that end with it."""
@@ -531,6 +585,63 @@ class SearchR3(InputModule):
                 samples += [texts[i : i + num_samples] for i in range(0, len(texts), num_samples)]
         return samples
 
+    def embed(
+        self,
+        inputs: Sequence,
+        task: str | None = None,
+        reasoning: bool | str | None = None,
+        batch_size: int = 32,
+        show_progress_bar: bool = False,
+    ) -> torch.Tensor:
+        """Vectors of ``inputs`` (float32, one row each, on the CPU): what ``encode_query`` (``task="query"``) or
+        ``encode_document`` give, without a ``SentenceTransformer`` around the module. Longest first in batches,
+        as sentence-transformers sorts; a text's vector does not depend on its batch."""
+        from sentence_transformers.base.model import BaseModel
+
+        order = sorted(range(len(inputs)), key=lambda i: -BaseModel._input_length(inputs[i]))
+        vectors = [None] * len(inputs)
+        device = self.auto_model.device
+        with torch.inference_mode():
+            for start in trange(0, len(order), batch_size, desc="Batches", disable=not show_progress_bar):
+                rows = order[start : start + batch_size]
+                features = self.preprocess([inputs[i] for i in rows], task=task, reasoning=reasoning)
+                features = {key: value.to(device) for key, value in features.items()}
+                embeddings = self(features, task=task, reasoning=reasoning)["sentence_embedding"].cpu()
+                for row, vector in zip(rows, embeddings):
+                    vectors[row] = vector
+        return torch.stack(vectors)
+
+    def search(
+        self,
+        queries: Sequence[str],
+        corpus: Sequence[str],
+        top_k: int = 10,
+        corpus_embeddings=None,
+        reading: bool = True,
+        batch_size: int = 32,
+        show_progress_bar: bool = False,
+    ) -> list[list[dict[str, int | float]]]:
+        """Searches ``corpus`` for each query: with ``reading``, the query's direct vector finds the top
+        ``read_top_k`` documents, the model reads the query and those passages (:mod:`st_search_r3.reading`), and
+        the read vector searches the whole corpus again; without, the direct vector's search alone. Exhaustive
+        cosine search (``sentence_transformers.util.semantic_search``).
+
+        Args:
+            queries: Query texts.
+            corpus: Document texts (the passages read are cut to ``read_passage_tokens`` tokens).
+            top_k: Hits per query (fewer when the corpus is smaller).
+            corpus_embeddings: The corpus's vectors as ``encode_document`` returns them (numpy or torch,
+                normalised or not), so that a corpus is embedded once; embedded here when ``None``.
+            reading: Read the first search's passages (``True``) or search with the direct vector only.
+            batch_size: Texts per forward pass.
+            show_progress_bar: Bars over the corpus and the read queries.
+
+        Returns:
+            Per query, ``{"corpus_id": index into corpus, "score": cosine}`` dicts, best first: the shape of
+            ``sentence_transformers.util.semantic_search``.
+        """
+        return reading_search(self, queries, corpus, top_k, corpus_embeddings, reading, batch_size, show_progress_bar)
+
     def forget_reasoning(self) -> None:
         """Drops the remembered reasoning, so the next ``encode_query`` generates again."""
         self._memory.clear()
@@ -556,8 +667,14 @@ class SearchR3(InputModule):
     # ---------------------------------------------------------------------------------- save / load
 
     def save(self, output_path: str, *args, safe_serialization: bool = True, **kwargs) -> None:
-        """Saves the LLM (only its adapter when it is a PEFT model), the tokenizer and the settings."""
-        self.auto_model.save_pretrained(output_path, safe_serialization=safe_serialization)
+        """Saves the LLM (only its adapter when it is a PEFT model), the reader, the tokenizer and the settings."""
+        if self.reader is not None:
+            self.auto_model.save_pretrained(
+                output_path, safe_serialization=safe_serialization, state_dict=self.reader.base_state_dict()
+            )
+            self.reader.save(output_path)
+        else:
+            self.auto_model.save_pretrained(output_path, safe_serialization=safe_serialization)
         if self.stop_head is not None:
             self.stop_head.save(output_path)
         self.save_tokenizer(output_path)

@@ -242,6 +242,42 @@ class SearchR3StopConfig(SearchR3TrainingConfig):
             raise ValueError("sentences >= 1, queries_per_source >= 2 and 0 < holdout_fraction < 1 are needed")
 
 
+@dataclass
+class SearchR3ReaderConfig(SearchR3TrainingConfig):
+    """Reasoning that reads: train the reader adapter of a trained model (``train/read.py``), all else frozen; see
+    :mod:`st_search_r3.training.reader_training`."""
+
+    model: str = field(
+        default="src/st_search_r3/weights",
+        metadata={"help": "the trained model folder the reader reads with (its adapter is merged first)"},
+    )
+    sources: list[str] = field(
+        default_factory=lambda: ["wordnet", "debian", "pycode", "manpages", "infomanuals", "faqs"],
+        metadata={"help": "built sources whose train splits give the queries"},
+    )
+    queries_per_source: int = field(default=400, metadata={"help": "training queries drawn per source"})
+    documents_per_source: int = field(
+        default=2000, metadata={"help": "their relevant documents plus distractors: the first search's corpus"}
+    )
+    read_top_k: int = field(default=3, metadata={"help": "passages of the first search the model reads"})
+    read_passage_tokens: int = field(default=64, metadata={"help": "tokens kept of each passage"})
+    temperature: float = field(default=0.05, metadata={"help": "InfoNCE temperature"})
+    learning_rate: float = field(default=2.0e-4, metadata={"help": "peak learning rate of the reader's LoRA"})
+    warmup_ratio: float = field(default=0.05, metadata={"help": "share of the steps spent warming up"})
+    batch_size: int = field(default=16, metadata={"help": "queries per step"})
+    epochs: float = field(default=1.0, metadata={"help": "passes over the training queries"})
+    bf16: bool = field(default=True, metadata={"help": "bfloat16 autocast on the CPU (the weights stay float32)"})
+    output_dir: str = field(default="runs/reader", metadata={"help": "checkpoints, the first pass and final/"})
+    seed: int = field(default=0, metadata={"help": "draw of the queries and their order"})
+
+    def __post_init__(self) -> None:
+        super().__post_init__()
+        if HELD_OUT & set(self.sources):
+            raise ValueError(f"{sorted(HELD_OUT & set(self.sources))}: held out of training (a test task only)")
+        if self.read_top_k < 1 or self.read_passage_tokens < 1 or self.batch_size < 1:
+            raise ValueError("read_top_k, read_passage_tokens and batch_size must be >= 1")
+
+
 def parse_config(dataclass_types: tuple, default_config: str | Path, description: str, argv: list[str] | None = None):
     """Parses ``--config YAML`` and ``--field value`` overrides into the dataclasses (TRL's ``TrlParser``): the
     config and the trainer's arguments, or the config alone when ``dataclass_types`` holds one.

@@ -1,0 +1,139 @@
+"""What reading the first search's passages can win, on the built dev (or test) splits.
+
+    python research/reading_probe.py --split dev [--reader runs/reader/final]
+
+From the shipped model's direct (reasoning-off) vectors: nDCG@10 of the first search; the ceiling of reading k
+passages (the relevant document found in the top k moved to rank 1, k = 1, 3, 5); untrained vector Rocchio PRF
+(q + beta * mean of the top-k document vectors); and the read vector (the model reads the query and the top-k
+passage heads, :mod:`st_search_r3.reading`) alone and fused with the direct vector (their normalised sum).
+Document and direct query vectors are cached in ``runs/reading_probe/``. Writes
+``research/results/reading_probe_<split><suffix>.json`` and prints a table.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import shlex
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+
+from st_search_r3.data.retrieval_split import RetrievalSplit
+from st_search_r3.data.sources import HELD_OUT
+from st_search_r3.training.reward import dcg_reward
+
+RESULTS = Path(__file__).parent / "results"
+CACHE = Path("runs/reading_probe")
+SOURCES = ["wordnet", "debian", "pycode", "manpages", "infomanuals", "faqs", "vimfaq"]
+
+
+def ndcg_recall(scores: torch.Tensor, relevant: list[set[int]]) -> tuple[float, float]:
+    top = scores.topk(min(10, scores.shape[1]), dim=1).indices.tolist()
+    ndcg = [dcg_reward(ranked, list(rel), k=10) for ranked, rel in zip(top, relevant)]
+    recall = [len(rel & set(ranked)) / len(rel) for ranked, rel in zip(top, relevant)]
+    return 100 * float(np.mean(ndcg)), 100 * float(np.mean(recall))
+
+
+def ceiling(scores: torch.Tensor, relevant: list[set[int]], k: int) -> float:
+    """nDCG@10 if a relevant document found in the top k were moved to rank 1."""
+    ranked = scores.topk(min(10, scores.shape[1]), dim=1).indices.tolist()
+    values = []
+    for row, rel in zip(ranked, relevant):
+        found = [d for d in row[:k] if d in rel]
+        if found:
+            row = [found[0]] + [d for d in row if d != found[0]]
+        values.append(dcg_reward(row, list(rel), k=10))
+    return 100 * float(np.mean(values))
+
+
+def cached(path: Path, compute):
+    if path.is_file():
+        return torch.from_numpy(np.load(path))
+    vectors = compute()
+    path.parent.mkdir(parents=True, exist_ok=True)
+    np.save(path, vectors.numpy())
+    return vectors
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--split", default="dev", choices=["dev", "test"])
+    parser.add_argument("--sources", nargs="+", default=SOURCES)
+    parser.add_argument("--model", help="a model folder (default: the installed search-r3)")
+    parser.add_argument("--read-k", type=int, nargs="+", default=[3])
+    parser.add_argument("--passage-tokens", type=int, nargs="+", default=[64])
+    parser.add_argument("--max-queries", type=int, default=0, help="first N queries per task (0: all)")
+    parser.add_argument("--suffix", default="")
+    args = parser.parse_args()
+
+    from sentence_transformers import SentenceTransformer
+
+    from st_search_r3.data.build import data_dir
+    from st_search_r3.install import install
+
+    folder = args.model or str(install())
+    model = SentenceTransformer(folder, trust_remote_code=True, device="cpu")
+    module = model[0]
+    module.reasoning = False
+    tag = Path(folder).name
+    rows = []
+    for source in args.sources:
+        if source in HELD_OUT and args.split != "test":
+            continue
+        split = RetrievalSplit.load(data_dir() / source / args.split)
+        doc_ids = list(split.corpus)
+        position = {d: i for i, d in enumerate(doc_ids)}
+        query_ids = list(split.queries)[: args.max_queries or None]
+        queries = [split.queries[q] for q in query_ids]
+        relevant = [{position[d] for d, s in split.qrels[q].items() if s > 0} for q in query_ids]
+        docs = cached(
+            CACHE / f"{tag}_{source}_{args.split}_docs.npy",
+            lambda: model.encode_document([split.corpus[d] for d in doc_ids], convert_to_tensor=True, batch_size=32),
+        )
+        start = time.perf_counter()
+        direct = model.encode_query(queries, convert_to_tensor=True, batch_size=32)
+        direct_seconds = time.perf_counter() - start
+        scores = direct @ docs.T
+        row = {"source": source, "queries": len(queries), "documents": len(doc_ids)}
+        row["off"], row["off_recall"] = ndcg_recall(scores, relevant)
+        row["off_qps"] = len(queries) / direct_seconds
+        for k in (1, 3, 5):
+            row[f"ceiling@{k}"] = ceiling(scores, relevant, k)
+        top = scores.topk(10, dim=1).indices
+        for k in (1, 3, 5):
+            mean = docs[top[:, :k]].mean(dim=1)
+            for beta in (0.25, 0.5, 1.0):
+                row[f"rocchio k{k} b{beta}"] = ndcg_recall(
+                    F.normalize(direct + beta * mean, dim=-1) @ docs.T, relevant
+                )[0]
+        for k in args.read_k:
+            for tokens in args.passage_tokens:
+                module.read_passage_tokens = tokens
+                inputs = [(q, [split.corpus[doc_ids[d]] for d in top[i, :k].tolist()]) for i, q in enumerate(queries)]
+                start = time.perf_counter()
+                read = model.encode_query(inputs, convert_to_tensor=True, batch_size=16)
+                row[f"read k{k} t{tokens} qps"] = len(queries) / (time.perf_counter() - start + direct_seconds)
+                row[f"read k{k} t{tokens}"] = ndcg_recall(read @ docs.T, relevant)[0]
+                for weight in (0.5, 1.0):
+                    fused = F.normalize(direct + weight * read, dim=-1)
+                    row[f"fused{weight} k{k} t{tokens}"] = ndcg_recall(fused @ docs.T, relevant)[0]
+        print(json.dumps(row), flush=True)
+        rows.append(row)
+    keys = [key for key in rows[0] if key not in ("source", "queries", "documents") and "qps" not in key]
+    mean = {key: float(np.mean([row[key] for row in rows])) for key in keys}
+    print("\n| setting | " + " | ".join(r["source"] for r in rows) + " | mean |")
+    print("|---|" + "---:|" * (len(rows) + 1))
+    for key in keys:
+        print(f"| {key} | " + " | ".join(f"{r[key]:.1f}" for r in rows) + f" | {mean[key]:.1f} |")
+    RESULTS.mkdir(parents=True, exist_ok=True)
+    output = RESULTS / f"reading_probe_{args.split}{args.suffix}.json"
+    output.write_text(json.dumps({"command": "python " + shlex.join(sys.argv), "rows": rows, "mean": mean}, indent=2))
+
+
+if __name__ == "__main__":
+    main()
