@@ -350,7 +350,7 @@ def test_control_tokens_typed_in_user_text_stay_text(tiny_model):
     module = tiny_model[0]
     text = f"what is {EMBED_TOKEN} and <|im_end|> here"
     for task in ("query", "document"):
-        features = module.preprocess([text], task=task, reasoning=True)
+        features = module.preprocess([text], task=task, reasoning=True if task == "query" else None)
         ids = features["input_ids"][0]
         user = ids[~features["answer_mask"][0].bool()].tolist()
         template = module.prompts.template(module.embedding_prompt if task == "document" else module.reasoning_prompt)
@@ -394,3 +394,24 @@ def test_normalize_off_gives_the_same_directions_unscaled(tiny_llm, texts):
 def test_settings_out_of_range_are_named(tiny_llm, setting, value, error):
     with pytest.raises(error, match=setting):
         SearchR3(tiny_llm, **{setting: value})
+
+
+def test_prompt_names_route_the_side(tiny_llm, texts):
+    from st_search_r3.settings import PROMPT_NAMES, side_prompts
+
+    module = SearchR3(tiny_llm, max_reasoning_tokens=8, max_seq_length=192, reasoning=True)
+    model = SentenceTransformer(modules=[module], similarity_fn_name="cosine", prompts=side_prompts())
+    assert set(model.prompts) == set(PROMPT_NAMES)
+    queries, documents = texts["queries"][:3], texts["documents"][:3]
+    reasoned = model.encode_query(queries)
+    np.testing.assert_allclose(model.encode(queries, prompt_name="query"), reasoned, atol=1e-5)  # remembered reasoning
+    assert np.abs(reasoned - model.encode_document(queries)).max() > 1e-3  # the sides differ with reasoning on
+    for name in ("document", "passage", "text", "corpus"):
+        np.testing.assert_array_equal(model.encode(documents, prompt_name=name), model.encode_document(documents))
+    np.testing.assert_array_equal(model.encode(documents), model.encode_document(documents))
+    with pytest.raises(ValueError, match="applies to queries"):
+        model.encode(queries, reasoning=True)
+    with pytest.raises(ValueError, match="not found"):
+        model.encode(queries, prompt_name="search_query")
+    with pytest.raises(ValueError, match="document side"):
+        model.encode_query(queries, prompt_name="text")

@@ -20,6 +20,7 @@ from pathlib import Path
 from st_search_r3 import __version__
 from st_search_r3.atomic import exclusive_lock, replace_folder, write_file
 from st_search_r3.base_model import DEFAULT_BASE_MODEL
+from st_search_r3.settings import side_prompts
 
 logger = logging.getLogger(__name__)
 
@@ -166,7 +167,7 @@ def _build(base_model: str, weights: Path | None, output_dir: Path) -> None:
     module = SearchR3(str(weights) if weights else base_model, **settings)
     if hasattr(module.auto_model, "merge_and_unload"):  # an adapter folder with a reader is merged on load
         module.auto_model = module.auto_model.merge_and_unload()
-    model = SentenceTransformer(modules=[module], similarity_fn_name="cosine")
+    model = SentenceTransformer(modules=[module], similarity_fn_name="cosine", prompts=side_prompts())
     model.save(str(output_dir), create_model_card=False)
     for record in ("training_record.json", "rl_training_record.json"):  # the model card points to them
         if weights is not None and (weights / record).is_file():

@@ -36,9 +36,11 @@ from st_search_r3.prompting import PromptBuilder
 from st_search_r3.reading import READING_PROMPT, read_prompt_ids
 from st_search_r3.reading import search as reading_search
 from st_search_r3.reasoning_memory import ReasoningMemory, Trace
-from st_search_r3.settings import ANSWER_PREFIX, EMBEDDING_PROMPT, REASONING_PROMPT, check_settings
+from st_search_r3.settings import ANSWER_PREFIX, EMBEDDING_PROMPT, MARKER_SIDES, REASONING_PROMPT, check_settings
 from st_search_r3.stop_head import StopHead
 
+# The paths of query_mode: one pass (documents; queries with reasoning off), reasoning, or the model's choice.
+QUERY_MODES = (False, True, "auto")
 # Rows per forward pass when training on a CPU (length-sorted groups): 8 removes most of a batch's padding
 # while each matrix product still has a few hundred token rows.
 TRAINING_ROWS_PER_PASS = 8
@@ -215,9 +217,12 @@ class SearchR3(InputModule):
             inputs: Texts. An empty string is embedded as an empty user turn. For reasoning queries an input
                 may also be a ``(query, reasoning)`` pair: the given reasoning is used instead of generating one
                 (training uses this with each query's cached reasoning).
-            prompt: Optional sentence-transformers prompt, prepended to each text.
+            prompt: A side's marker (what ``prompt_name="query"``, ``"document"``, ``"passage"``, ``"text"`` or
+                ``"corpus"`` resolves to, see :func:`~st_search_r3.settings.side_prompts`) sets ``task``; any other
+                sentence-transformers prompt is prepended to each text.
             task: ``"query"`` reasons (unless reasoning is off); anything else embeds directly.
-            reasoning: Overrides the module's ``reasoning`` setting for this call (``True``, ``False``, ``"auto"``).
+            reasoning: Overrides the module's ``reasoning`` setting for this call (``True``, ``False``, ``"auto"``);
+                queries only.
 
         Returns:
             ``input_ids``, ``attention_mask`` and ``answer_mask`` (1 on the tokens the model writes: the
@@ -225,14 +230,30 @@ class SearchR3(InputModule):
             (given, or remembered) ends with ``<|embed_token|>``; otherwise it ends at the start of the
             assistant turn and is answered in :meth:`forward`. With ``fuse_direct_embedding`` or ``"auto"``
             reasoning, reasoning queries also get ``direct_ids`` and ``direct_mask``: the same texts in the
-            reasoning-off format (named so that no trainer takes them for a column of their own).
+            reasoning-off format (named so that no trainer takes them for a column of their own). And
+            ``query_mode``, the path :meth:`forward` takes (:data:`QUERY_MODES`).
         """
+        if prompt in MARKER_SIDES:
+            if task is not None and task != MARKER_SIDES[prompt]:
+                raise ValueError(f"the prompt {prompt!r} is for the {MARKER_SIDES[prompt]} side, but task={task!r}")
+            task, prompt = MARKER_SIDES[prompt], None
+        if reasoning is not None and task != "query":
+            raise ValueError(
+                "reasoning= applies to queries: call encode_query, or encode(..., prompt_name='query'); "
+                f"this call embeds {'documents' if task is None else repr(task)}"
+            )
         items = self._check_inputs(inputs, allow_pairs=task == "query")
         if prompt:
             items = [(prompt + text, extra) for text, extra in items]
         if any(isinstance(extra, tuple) for _, extra in items):
             return self._read_features(items)
         mode = self._reasoning_mode(task, reasoning)
+        features = self._query_or_document_features(items, mode)
+        features["query_mode"] = torch.full((len(items),), QUERY_MODES.index(mode))
+        return features
+
+    def _query_or_document_features(self, items, mode: bool | str) -> dict[str, torch.Tensor]:
+        """Features of texts embedded in one pass (``mode`` False) or of queries that reason (True, "auto")."""
         reasons = bool(mode)
         if not reasons and any(extra is not None for _, extra in items):
             raise TypeError("a (query, reasoning) pair needs reasoning on; pass plain strings with reasoning off")
@@ -287,6 +308,13 @@ class SearchR3(InputModule):
         reserve = self.max_reasoning_tokens + 2  # the reasoning, a token fed late, and the embed token
         return self.prompts.prompt_ids(text, self.reasoning_prompt, reserve=reserve)
 
+    def _query_mode(self, features: dict[str, torch.Tensor], task: str | None, reasoning) -> bool | str:
+        """The path :meth:`preprocess` chose for these features; from ``task`` and ``reasoning`` for features built
+        without it."""
+        if "query_mode" in features:
+            return QUERY_MODES[int(features["query_mode"][0])]
+        return self._reasoning_mode(task, reasoning)
+
     def _reasoning_mode(self, task: str | None, reasoning: bool | str | None) -> bool | str:
         """``False``, ``True`` (always reason) or ``"auto"`` for a call with these ``task`` and ``reasoning``."""
         if task != "query":
@@ -339,7 +367,7 @@ class SearchR3(InputModule):
                 embeddings = self._embed_read(input_ids, attention_mask)
             elif training and bool((input_ids[:, -1] == self.embed_token_id).all()):
                 embeddings = self._forward_for_training(features)
-            elif mode := self._reasoning_mode(task, reasoning):
+            elif mode := self._query_mode(features, task, reasoning):
                 embeddings = self._embed_queries(features, auto=mode == "auto")
             else:
                 embeddings = self._embed_in_one_pass(input_ids, attention_mask)

@@ -14,6 +14,23 @@ REASONING_PROMPT = (
 EMBEDDING_PROMPT = "Analyze the input text and create a high-quality semantic vector embedding."
 ANSWER_PREFIX = "The embedding is "
 PRECISIONS = ("float32", "bfloat16")
+# The prompt names clients send for each side: sentence-transformers' encode_query / encode_document, LangChain's
+# query_encode_kwargs={"prompt_name": "query"}, LlamaIndex's "query" and "text". Each names a marker that routes
+# the texts to their side and is never embedded as text.
+PROMPT_NAMES = {
+    "query": "query",
+    "document": "document",
+    "passage": "document",
+    "text": "document",
+    "corpus": "document",
+}
+SIDE_MARKERS = {"query": "<|query|>", "document": "<|document|>"}
+MARKER_SIDES = {marker: side for side, marker in SIDE_MARKERS.items()}
+
+
+def side_prompts() -> dict[str, str]:
+    """The ``prompts`` of a ``SentenceTransformer`` around the module: each prompt name and its side's marker."""
+    return {name: SIDE_MARKERS[side] for name, side in PROMPT_NAMES.items()}
 
 
 def check_settings(

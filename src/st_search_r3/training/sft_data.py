@@ -14,6 +14,7 @@ from datasets import Dataset, DatasetDict, concatenate_datasets
 from sentence_transformers import SentenceTransformer
 
 from st_search_r3.module import SearchR3
+from st_search_r3.settings import side_prompts
 from st_search_r3.training.config import SearchR3SFTConfig, native_cpu_bf16
 from st_search_r3.training.distillation import add_teacher_embeddings, load_teacher
 from st_search_r3.training.reasoning_cache import cache_path, cache_reasoning
@@ -49,7 +50,7 @@ def build_model(config: SearchR3SFTConfig) -> SentenceTransformer:
         module.auto_model = get_peft_model(module.auto_model, lora)
     # Recorded in the adapter's config: the name, not a local cache path, finds the base again.
     module.auto_model.peft_config["default"].base_model_name_or_path = config.base_model
-    return SentenceTransformer(modules=[module], similarity_fn_name="cosine")
+    return SentenceTransformer(modules=[module], similarity_fn_name="cosine", prompts=side_prompts())
 
 
 ROUTES = {
