@@ -5,6 +5,7 @@ import subprocess
 import sys
 
 import mteb
+import pytest
 from mteb.models.sentence_transformer_wrapper import SentenceTransformerEncoderWrapper
 
 import st_search_r3
@@ -108,3 +109,67 @@ def test_base_shape_is_read_from_the_gguf_once_then_from_its_cache(tmp_path, mon
 
     monkeypatch.setattr(gguf, "GGUFReader", no_reading)
     assert packaged_base_shape() == first
+
+
+def tiny_reader_model(tiny_llm, folder) -> str:
+    """The tiny LLM saved with a reader whose LoRA is not zero, as train/read.py writes a model."""
+    from sentence_transformers import SentenceTransformer
+
+    from st_search_r3 import SearchR3
+    from tests.test_reading import with_reader
+
+    model = SentenceTransformer(modules=[SearchR3(tiny_llm, max_seq_length=192, reasoning=False, read_top_k=2)])
+    with_reader(model)
+    model.save(str(folder))
+    return str(folder)
+
+
+def test_reader_searches_both_passes_in_mteb(tiny_llm, tmp_path, monkeypatch):
+    from sentence_transformers import SentenceTransformer
+
+    from st_search_r3.mteb.model import SearchR3Reader
+
+    folder = tiny_reader_model(tiny_llm, tmp_path / "reader")
+    monkeypatch.setattr(install_module, "install", lambda: folder)
+    model = mteb.get_model("search-r3-reader")
+    assert isinstance(model, SearchR3Reader) and model.mteb_model_meta.name == "st-search-r3/search-r3-reader"
+    assert mteb.get_model_meta("search-r3").name == "st-search-r3/search-r3"  # plain search-r3 stays as it is
+    task = WordNetDemoRetrieval()
+    results = mteb.evaluate(model, task, cache=None)
+    reading = results.task_results[0].get_score()
+    plain = mteb.evaluate(mteb.get_model("search-r3"), task, cache=None).task_results[0].get_score()
+    assert 0.0 <= reading <= 1.0 and reading != plain  # the second pass ran: its vectors are the reader's
+
+    task.load_data()
+    split = task.dataset["default"]["test"]
+    model.index(split["corpus"], task_metadata=task.metadata, hf_split="test", hf_subset="default", encode_kwargs={})
+    queries = split["queries"].select(range(5))
+    found = model.search(
+        queries, task_metadata=task.metadata, hf_split="test", hf_subset="default", top_k=3, encode_kwargs={}
+    )
+    direct = SentenceTransformer(folder, trust_remote_code=True)
+    expected = direct[0].search(list(queries["text"]), model.documents, top_k=3)
+    assert [list(found[q]) for q in queries["id"]] == [
+        [model.document_ids[h["corpus_id"]] for h in row] for row in expected
+    ]
+
+
+@pytest.mark.slow
+def test_mteb_cli_runs_the_reader(tiny_llm, tmp_path):
+    folder = tiny_reader_model(tiny_llm, tmp_path / "reader")
+    # The CLI itself, with the loader's installed model swapped for the tiny one.
+    arguments = ["mteb", "run", "-m", "search-r3-reader", "-t", "SearchR3WordNetDemo"]
+    arguments += ["--output-folder", str(tmp_path / "results")]
+    code = (
+        "import sys\n"
+        "import st_search_r3.install as install\n"
+        f"install.install = lambda: {folder!r}\n"
+        "from mteb.cli import main\n"
+        f"sys.argv = {arguments!r}\n"
+        "main()\n"
+    )
+    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=600)
+    assert result.returncode == 0, result.stderr[-3000:]
+    scores = list((tmp_path / "results").rglob("SearchR3WordNetDemo.json"))
+    assert len(scores) == 1
+    assert 0.0 <= json.loads(scores[0].read_text())["scores"]["test"][0]["ndcg_at_10"] <= 1.0

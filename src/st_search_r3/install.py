@@ -25,6 +25,7 @@ from st_search_r3.settings import side_prompts
 logger = logging.getLogger(__name__)
 
 MODEL_NAME = "search-r3"
+READER_NAME = f"{MODEL_NAME}-reader"  # the same model in MTEB, searching with reasoning that reads
 HUB_ID = f"sentence-transformers/{MODEL_NAME}"
 SHIPPED_WEIGHTS = Path(__file__).parent / "weights"
 # The hub ids of packaged bases, for the model card's ``base_model``, and where the packaged weights come from.

@@ -11,7 +11,7 @@ from mteb.models.model_meta import ModelMeta, ScoringFunction
 from st_search_r3 import __version__
 from st_search_r3.base_model import packaged_base_shape
 from st_search_r3.data.sources import SOURCE_TASKS, SOURCES
-from st_search_r3.install import HUB_ID, MODEL_NAME, SHIPPED_WEIGHTS, shipped_training_stages
+from st_search_r3.install import HUB_ID, MODEL_NAME, READER_NAME, SHIPPED_WEIGHTS, shipped_training_stages
 
 SEARCH_R3_CITATION = """@article{search_r3_2025,
   title = {Search-R3: Unifying Reasoning and Embedding in Large Language Models},
@@ -33,6 +33,68 @@ def load_search_r3(model_name: str, revision: str | None = None, device: str | N
     # The installed snapshot, by path: no hub lookup.
     model = SentenceTransformer(str(install()), trust_remote_code=True, device=device, **kwargs)
     return SentenceTransformerEncoderWrapper(model)
+
+
+class SearchR3Reader:
+    """search-r3 with reasoning that reads, as an MTEB search model (mteb's ``SearchProtocol``): :meth:`index`
+    embeds the corpus once, :meth:`search` runs both passes of :meth:`st_search_r3.module.SearchR3.search` (the
+    direct vector's first search, the model reading the top ``read_top_k`` passages, the read vector's search).
+
+    Args:
+        model: A ``SentenceTransformer`` whose module is :class:`~st_search_r3.module.SearchR3`.
+    """
+
+    def __init__(self, model) -> None:
+        self.model = model
+        self.mteb_model_meta = SEARCH_R3_READER_META
+        self.document_ids: list[str] = []
+        self.documents: list[str] = []
+        self.vectors = None
+
+    def index(self, corpus, *, task_metadata, hf_split, hf_subset, encode_kwargs, num_proc=None, **kwargs) -> None:
+        """Embeds the corpus (a document is its title and text, as mteb joins them for encoders)."""
+        self.document_ids = list(corpus["id"])
+        titles = corpus["title"] if "title" in corpus.column_names else [""] * len(corpus)
+        self.documents = [f"{title} {text}".strip() if title else text for title, text in zip(titles, corpus["text"])]
+        batch_size = encode_kwargs.get("batch_size", 32)
+        self.vectors = self.model.encode_document(self.documents, batch_size=batch_size, convert_to_tensor=True)
+
+    def search(
+        self,
+        queries,
+        *,
+        task_metadata,
+        hf_split,
+        hf_subset,
+        top_k,
+        encode_kwargs,
+        top_ranked=None,
+        num_proc=None,
+        **kwargs,
+    ) -> dict[str, dict[str, float]]:
+        """``{query id: {document id: cosine}}``, the ``top_k`` hits of the read vector of each query."""
+        if self.vectors is None:
+            raise RuntimeError("index(corpus) must run before search(queries)")
+        hits = self.model[0].search(
+            list(queries["text"]),
+            self.documents,
+            top_k=top_k,
+            corpus_embeddings=self.vectors,
+            batch_size=encode_kwargs.get("batch_size", 32),
+        )
+        return {
+            query_id: {self.document_ids[hit["corpus_id"]]: hit["score"] for hit in row}
+            for query_id, row in zip(queries["id"], hits)
+        }
+
+
+def load_search_r3_reader(model_name: str, revision: str | None = None, device: str | None = None, **kwargs: Any):
+    """MTEB loader of ``search-r3-reader``: the installed default model, searching with reasoning that reads."""
+    from sentence_transformers import SentenceTransformer
+
+    from st_search_r3.install import install
+
+    return SearchR3Reader(SentenceTransformer(str(install()), trust_remote_code=True, device=device, **kwargs))
 
 
 def _base_shape() -> dict[str, int]:
@@ -88,3 +150,10 @@ SEARCH_R3_META = ModelMeta(
 # right after `mteb`, so `mteb.get_model("search-r3")` works without importing anything by hand.
 MODEL_REGISTRY[MODEL_NAME] = SEARCH_R3_META
 MODEL_REGISTRY[SEARCH_R3_META.name] = SEARCH_R3_META
+
+# The same model searching with reasoning that reads: a search model of its own, so plain search-r3 stays as it is.
+SEARCH_R3_READER_META = SEARCH_R3_META.model_copy(
+    update={"name": f"{SEARCH_R3_META.name}-reader", "loader": load_search_r3_reader, "model_type": ["dense"]}
+)
+MODEL_REGISTRY[READER_NAME] = SEARCH_R3_READER_META
+MODEL_REGISTRY[SEARCH_R3_READER_META.name] = SEARCH_R3_READER_META
