@@ -5,7 +5,11 @@
 
 Models: BM25 (bm25s, via mteb's baseline), all-MiniLM-L6-v2 (and, with ``--finetuned-minilm``, the same model
 fine-tuned on the recipe's triplets by ``benchmarks/finetune_minilm.py``), the base SmolLM2-135M-Instruct with
-last-token pooling and no prompt, and search-r3 with reasoning off and on. Scores are cached per
+last-token pooling and no prompt, search-r3 with reasoning off and on, and search-r3 with reasoning that reads (both
+passes of ``SearchR3.search``; ``--reader`` for a ``train/read.py`` folder). ``--prf K BETA`` adds untrained
+Rocchio PRF on search-r3 and on every MiniLM row (the same first search, then the mean of its top K documents
+added with weight BETA). Each row also gives the query side's queries/s (a search model's both passes). Scores are
+cached per
 (model, its revision, task, split, the split's data, settings) in ``benchmarks/results/quality_cache/``, so a rerun only
 evaluates what changed. Writes ``quality.json``, ``quality.md`` and ``quality.png`` in ``benchmarks/results/``.
 """
@@ -23,9 +27,13 @@ from pathlib import Path
 
 import mteb
 import torch
+import torch.nn.functional as F
+from mteb.models.model_meta import ModelMeta
+from sentence_transformers.util import semantic_search
 
 from st_search_r3 import __version__
 from st_search_r3.data.sources import HELD_OUT, SOURCE_TASKS
+from st_search_r3.mteb.model import IndexedSearch, SearchR3Reader
 from st_search_r3.mteb.tasks import DATA_TASKS, TASKS
 
 RESULTS = Path(__file__).parent / "results"
@@ -78,6 +86,32 @@ def search_r3(reasoning: bool, precision: str, max_seq_length: int | None, folde
     return with_settings(model, precision, max_seq_length)
 
 
+class RocchioPRF(IndexedSearch):
+    """Untrained vector pseudo-relevance feedback (Rocchio, arXiv 2108.11044) for any ``SentenceTransformer``: the
+    query vector plus ``beta`` times the mean of its first search's top ``k`` document vectors searches again."""
+
+    def __init__(self, model, name: str, k: int, beta: float) -> None:
+        meta = ModelMeta.from_sentence_transformer_model(model).model_copy(update={"name": f"prf/{name}"})
+        super().__init__(model, meta)
+        self.k, self.beta = k, beta
+
+    def hits(self, queries: list[str], top_k: int, batch_size: int) -> list[list[dict[str, int | float]]]:
+        documents = F.normalize(self.vectors.float().cpu(), dim=-1)
+        direct = self.model.encode_query(queries, batch_size=batch_size, convert_to_tensor=True).float().cpu()
+        direct = F.normalize(direct, dim=-1)
+        top = (direct @ documents.T).topk(min(self.k, len(documents)), dim=1).indices
+        expanded = F.normalize(direct + self.beta * documents[top].mean(dim=1), dim=-1)
+        return semantic_search(expanded, documents, top_k=min(top_k, len(documents)))
+
+
+def search_r3_reading(precision: str, max_seq_length: int | None, folder: str | None = None):
+    """search-r3 searching with reasoning that reads (the installed default, or ``folder``'s model)."""
+    from st_search_r3.install import resolve_model
+
+    model = search_r3(False, precision, max_seq_length, resolve_model(folder) if folder else None)
+    return SearchR3Reader(model)
+
+
 def search_r3_untrained(reasoning: bool, precision: str, max_seq_length: int | None):
     from sentence_transformers import SentenceTransformer
 
@@ -115,6 +149,7 @@ MODELS = {
     "search-r3 untrained, reasoning on": (lambda *settings: search_r3_untrained(True, *settings), untrained_revision),
     "search-r3, reasoning off": (lambda *settings: search_r3(False, *settings), search_r3_revision),
     "search-r3, reasoning on": (lambda *settings: search_r3(True, *settings), search_r3_revision),
+    "search-r3, reading": (lambda *settings: search_r3_reading(*settings), search_r3_revision),
 }
 
 
@@ -136,6 +171,20 @@ def add_folder_models(folder: str, label: str) -> None:
     for reasoning in (False, True):
         name = f"search-r3 {label}, reasoning {'on' if reasoning else 'off'}"
         MODELS[name] = (lambda *settings, r=reasoning: search_r3(r, *settings, folder), lambda: folder_revision(folder))
+
+
+def add_reader(folder: str, label: str = "search-r3, reading") -> None:
+    """The row of ``train/read.py``'s output folder: the model it was trained on, searching with reasoning that
+    reads (installed first, as users load it)."""
+    MODELS[label] = (lambda *settings: search_r3_reading(*settings, folder), lambda: folder_revision(folder))
+
+
+def add_prf_rows(k: int, beta: float) -> None:
+    """Rocchio PRF rows (``k`` documents, weight ``beta``) on search-r3 (reasoning off) and on every MiniLM row."""
+    for name in [name for name in MODELS if "MiniLM" in name or name == "search-r3, reasoning off"]:
+        load, revision = MODELS[name]
+        prf = f"{name} + Rocchio PRF (k={k}, beta={beta})"
+        MODELS[prf] = (lambda *settings, load=load, prf=prf: RocchioPRF(load(*settings), prf, k, beta), revision)
 
 
 def held_out_tasks() -> set[str]:
@@ -171,17 +220,34 @@ def evaluate(
     model = load(precision, max_seq_length)
     start = time.perf_counter()
     result = mteb.evaluate(model, task, cache=None, encode_kwargs={"batch_size": batch_size}, show_progress_bar=True)
+    seconds = time.perf_counter() - start
     scores = result.task_results[0].scores[split][0]
     entry = {
         **key_fields,
         "ndcg_at_10": scores["ndcg_at_10"],
         "recall_at_10": scores["recall_at_10"],
-        "seconds": time.perf_counter() - start,
+        "queries_per_second": queries_per_second(model, task, split, batch_size),
+        "seconds": seconds,
         "st_search_r3_version": __version__,
     }
     CACHE.mkdir(parents=True, exist_ok=True)
     path.write_text(json.dumps(entry, indent=2))
     return entry
+
+
+def queries_per_second(model, task, split: str, batch_size: int) -> float | None:
+    """The query side's speed: both passes of a search model as it ran (first search included), or a plain
+    encoder's ``encode_query`` over the split's queries, timed now; ``None`` for other models (BM25)."""
+    from sentence_transformers import SentenceTransformer
+
+    if isinstance(model, IndexedSearch):
+        return model.searched_queries / model.search_seconds
+    if not isinstance(model, SentenceTransformer):
+        return None
+    queries = list(task.dataset["default"][split]["queries"]["text"])
+    start = time.perf_counter()
+    model.encode_query(queries, batch_size=batch_size)
+    return len(queries) / (time.perf_counter() - start)
 
 
 def write_outputs(entries: list[dict], split: str, suffix: str, command: str) -> None:
@@ -250,6 +316,14 @@ def main() -> None:
         metavar=("LABEL", "FOLDER"),
         help="also evaluate a trained model folder (e.g. runs/sft_mix/final): rows 'search-r3 LABEL, reasoning off/on'",
     )
+    parser.add_argument("--reader", help="also evaluate train/read.py's output folder: row 'search-r3, reading'")
+    parser.add_argument(
+        "--prf",
+        nargs=2,
+        type=float,
+        metavar=("K", "BETA"),
+        help="also evaluate Rocchio PRF (K documents, weight BETA) on search-r3 and the MiniLM rows",
+    )
     parser.add_argument("--output-suffix", default="", help="results go to quality_<split><suffix>.*")
     args = parser.parse_args()
     for label, folder in args.candidate:
@@ -258,6 +332,10 @@ def main() -> None:
         add_folder_models(args.rl_model, "RL")
     if args.finetuned_minilm:
         add_finetuned_minilm(args.finetuned_minilm)
+    if args.reader:
+        add_reader(args.reader)
+    if args.prf:
+        add_prf_rows(int(args.prf[0]), args.prf[1])
     if args.models == parser.get_default("models"):  # all rows; with --models, only the rows named there
         args.models = list(MODELS)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(message)s", datefmt="%H:%M:%S")

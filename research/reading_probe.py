@@ -5,7 +5,7 @@
 From the shipped model's direct (reasoning-off) vectors: nDCG@10 of the first search; the ceiling of reading k
 passages (the relevant document found in the top k moved to rank 1, k = 1, 3, 5); untrained vector Rocchio PRF
 (q + beta * mean of the top-k document vectors); and the read vector (the model reads the query and the top-k
-passage heads, :mod:`st_search_r3.reading`) alone and fused with the direct vector (their normalised sum).
+passage heads, :mod:`st_search_r3.reading`; fused with the direct vector as the model's ``read_fuse_direct`` says).
 Document and direct query vectors are cached in ``runs/reading_probe/``. Writes
 ``research/results/reading_probe_<split><suffix>.json`` and prints a table.
 """
@@ -13,6 +13,7 @@ Document and direct query vectors are cached in ``runs/reading_probe/``. Writes
 from __future__ import annotations
 
 import argparse
+import hashlib
 import json
 import shlex
 import sys
@@ -74,13 +75,15 @@ def main() -> None:
     from sentence_transformers import SentenceTransformer
 
     from st_search_r3.data.build import data_dir
-    from st_search_r3.install import install
+    from st_search_r3.install import install, resolve_model
 
-    folder = args.model or str(install())
+    folder = resolve_model(args.model) if args.model else str(install())
     model = SentenceTransformer(folder, trust_remote_code=True, device="cpu")
     module = model[0]
     module.reasoning = False
-    tag = Path(folder).name
+    # Documents are embedded without the reader: key their cache by the LLM's own weights, not by the folder.
+    weights = Path(folder) / "model.safetensors"
+    tag = hashlib.sha1(weights.read_bytes()[: 1 << 24] + str(weights.stat().st_size).encode()).hexdigest()[:16]
     rows = []
     for source in args.sources:
         if source in HELD_OUT and args.split != "test":
@@ -119,9 +122,6 @@ def main() -> None:
                 read = model.encode_query(inputs, convert_to_tensor=True, batch_size=16)
                 row[f"read k{k} t{tokens} qps"] = len(queries) / (time.perf_counter() - start + direct_seconds)
                 row[f"read k{k} t{tokens}"] = ndcg_recall(read @ docs.T, relevant)[0]
-                for weight in (0.5, 1.0):
-                    fused = F.normalize(direct + weight * read, dim=-1)
-                    row[f"fused{weight} k{k} t{tokens}"] = ndcg_recall(fused @ docs.T, relevant)[0]
         print(json.dumps(row), flush=True)
         rows.append(row)
     keys = [key for key in rows[0] if key not in ("source", "queries", "documents") and "qps" not in key]

@@ -63,6 +63,12 @@ class SearchR3(InputModule):
     the token's own output row when the model folder has one (:class:`~st_search_r3.stop_head.StopHead`, saved
     as ``stop_head.safetensors``), which also ends the reasoning it chose to write.
 
+    Reasoning that reads (:meth:`search`, or ``encode_query`` of ``(query, [passages])`` pairs): the model reads the
+    query and the passages a first search with its direct vector found (each cut to ``read_passage_tokens``) under
+    ``reading_prompt``, and the embed token's state is the query's second vector. A reader adapter saved with the
+    model (``reader/``, :mod:`st_search_r3.reader`) is on for read prompts only, so documents and direct query
+    vectors are those of the model without it.
+
     The reasoning behind each query vector is kept per query (:meth:`reasoning_of`); re-encoding a query whose
     reasoning is known skips generation. That memory is dropped as soon as any weight of the LLM changes in
     place (training), holds at most ``reasoning_memory_size`` queries and is safe to use from several threads.
@@ -84,6 +90,11 @@ class SearchR3(InputModule):
         reasoning_prompt: System prompt of queries that reason.
         embedding_prompt: System prompt of documents, and of queries when reasoning is off.
         answer_prefix: Assistant text before ``<|embed_token|>`` when embedding without reasoning.
+        reading_prompt: System prompt of read queries (a query and its first search's passages).
+        read_top_k: Passages of the first search that :meth:`search` has the model read.
+        read_passage_tokens: Tokens kept of each passage read.
+        read_fuse_direct: The read query's vector is the normalised sum of the vector after reading and the
+            query's direct vector (the reader learns what to add to the first search's query), else the former.
         normalize: L2-normalise the embeddings.
         reasoning_memory_size: Most queries whose reasoning is remembered (0: none).
         precision: ``"float32"`` weights (batched and one-by-one vectors agree to a cosine > 0.9999), or
@@ -110,6 +121,7 @@ class SearchR3(InputModule):
         "reading_prompt",
         "read_top_k",
         "read_passage_tokens",
+        "read_fuse_direct",
         "normalize",
         "reasoning_memory_size",
         "precision",
@@ -133,6 +145,7 @@ class SearchR3(InputModule):
         reading_prompt: str = READING_PROMPT,
         read_top_k: int = 3,
         read_passage_tokens: int = 64,
+        read_fuse_direct: bool = True,
         normalize: bool = True,
         reasoning_memory_size: int = 100_000,
         precision: str = "float32",
@@ -153,6 +166,7 @@ class SearchR3(InputModule):
         self.reading_prompt = reading_prompt
         self.read_top_k = read_top_k
         self.read_passage_tokens = read_passage_tokens
+        self.read_fuse_direct = read_fuse_direct
         self.normalize = normalize
         self.reasoning_memory_size = reasoning_memory_size
         self.precision = precision
@@ -292,7 +306,13 @@ class SearchR3(InputModule):
             for text, passages in items
         ]
         input_ids, attention_mask = left_pad(sequences, self.tokenizer.pad_token_id)
-        return {"input_ids": input_ids, "attention_mask": attention_mask, "read_mask": attention_mask[:, -1]}
+        features = {"input_ids": input_ids, "attention_mask": attention_mask, "read_mask": attention_mask[:, -1]}
+        if self.read_fuse_direct:
+            direct = self._direct_sequences([text for text, _ in items])
+            features["direct_ids"], features["direct_mask"] = left_pad(
+                [p + a for p, a in direct], self.tokenizer.pad_token_id
+            )
+        return features
 
     def direct_answer_ids(self) -> list[int]:
         """Token ids of the answer of texts embedded without reasoning: ``answer_prefix`` and the embed token."""
@@ -364,7 +384,7 @@ class SearchR3(InputModule):
         training = torch.is_grad_enabled() and "answer_mask" in features
         with self._matmul_mode(input_ids, None):
             if "read_mask" in features:
-                embeddings = self._embed_read(input_ids, attention_mask)
+                embeddings = self._embed_read(features)
             elif training and bool((input_ids[:, -1] == self.embed_token_id).all()):
                 embeddings = self._forward_for_training(features)
             elif mode := self._query_mode(features, task, reasoning):
@@ -399,10 +419,16 @@ class SearchR3(InputModule):
         """The CPU matmul mode of a forward (:func:`~st_search_r3.packing.cpu_matmul_precision`); none on GPUs."""
         return cpu_matmul_precision(precision) if input_ids.device.type == "cpu" else nullcontext()
 
-    def _embed_read(self, input_ids: torch.Tensor, attention_mask: torch.Tensor) -> torch.Tensor:
-        """The embed token's hidden state of read prompts, with the reader adapter on where the model has one."""
+    def _embed_read(self, features: dict[str, torch.Tensor]) -> torch.Tensor:
+        """The embed token's hidden state of read prompts, with the reader adapter on where the model has one;
+        fused with the direct view (reader off) where ``direct_ids`` are given."""
         with self.reader.active() if self.reader is not None else nullcontext():
-            return self._last_hidden_states(input_ids, attention_mask, self.reading_prompt)
+            read = self._last_hidden_states(features["input_ids"], features["attention_mask"], self.reading_prompt)
+        if "direct_ids" not in features:
+            return read
+        with torch.no_grad():  # the model's own direct vector: nothing in it trains
+            direct = self._embed_in_one_pass(features["direct_ids"], features["direct_mask"])
+        return fuse(read, direct)
 
     def _embed_in_one_pass(self, input_ids: torch.Tensor, attention_mask: torch.Tensor) -> torch.Tensor:
         """The embed token's hidden state of prompts that end with it."""

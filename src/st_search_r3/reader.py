@@ -34,11 +34,20 @@ class Reader:
         model: The causal LM (not a ``PeftModel``: merge a training adapter first).
         config: The LoRA's settings.
         state: Adapter weights as :meth:`state_dict` returns them; freshly initialised when ``None`` (training).
+        trainable: Keep the reader's weights trainable while it is off too (PEFT freezes a switched-off adapter),
+            so that a backward pass after the read forward still reaches them.
     """
 
-    def __init__(self, model: torch.nn.Module, config: LoraConfig, state: dict[str, torch.Tensor] | None = None):
+    def __init__(
+        self,
+        model: torch.nn.Module,
+        config: LoraConfig,
+        state: dict[str, torch.Tensor] | None = None,
+        trainable: bool = False,
+    ):
         self.model = model
         self.config = config
+        self.trainable = trainable
         inject_adapter_in_model(config, model, adapter_name=ADAPTER_NAME)
         if state is not None:
             result = set_peft_model_state_dict(model, state, adapter_name=ADAPTER_NAME)
@@ -49,9 +58,10 @@ class Reader:
         self._switch(False)
 
     @classmethod
-    def new(cls, model: torch.nn.Module, r: int = 16, alpha: int = 32, dropout: float = 0.0) -> Reader:
+    def new(cls, model: torch.nn.Module, r: int = 16, alpha: int = 32, trainable: bool = True) -> Reader:
         """A fresh reader on every linear layer (its LoRA ``B`` is zero: it starts as the model itself)."""
-        return cls(model, LoraConfig(r=r, lora_alpha=alpha, lora_dropout=dropout, target_modules="all-linear"))
+        config = LoraConfig(r=r, lora_alpha=alpha, lora_dropout=0.0, target_modules="all-linear")
+        return cls(model, config, trainable=trainable)
 
     @classmethod
     def load(cls, model: torch.nn.Module, model_folder: str | Path) -> Reader | None:
@@ -68,11 +78,14 @@ class Reader:
     def _switch(self, on: bool) -> None:
         for layer in self._layers():
             layer.enable_adapters(on)
+        if self.trainable:
+            for param in self.parameters():
+                param.requires_grad_(True)
 
     @contextmanager
     def active(self):
-        """The reader on for the duration (one thread at a time; the others wait). Nested uses keep it on until
-        the outermost ends: training holds it over the forward pass and the backward pass."""
+        """The reader on for the duration (one thread at a time; the others wait); nested uses keep it on until
+        the outermost ends."""
         with self._lock:
             if self._depth == 0:
                 self._switch(True)

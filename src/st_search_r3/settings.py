@@ -41,6 +41,8 @@ def check_settings(
     no_repeat_ngram_size: int,
     max_seq_length: int,
     reasoning_memory_size: int,
+    read_top_k: int = 3,
+    read_passage_tokens: int = 64,
     precision: str,
     matmul_precision: str,
     **_,
@@ -53,6 +55,8 @@ def check_settings(
         ("no_repeat_ngram_size", no_repeat_ngram_size, 0),
         ("max_seq_length", max_seq_length, 1),
         ("reasoning_memory_size", reasoning_memory_size, 0),
+        ("read_top_k", read_top_k, 1),
+        ("read_passage_tokens", read_passage_tokens, 1),
     ):
         if isinstance(value, bool) or not isinstance(value, int):
             raise TypeError(f"{name} must be an int, got {value!r}")

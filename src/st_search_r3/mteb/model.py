@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import time
 from typing import Any
 
 from mteb.models.model_implementations import MODEL_REGISTRY
@@ -35,21 +36,22 @@ def load_search_r3(model_name: str, revision: str | None = None, device: str | N
     return SentenceTransformerEncoderWrapper(model)
 
 
-class SearchR3Reader:
-    """search-r3 with reasoning that reads, as an MTEB search model (mteb's ``SearchProtocol``): :meth:`index`
-    embeds the corpus once, :meth:`search` runs both passes of :meth:`st_search_r3.module.SearchR3.search` (the
-    direct vector's first search, the model reading the top ``read_top_k`` passages, the read vector's search).
+class IndexedSearch:
+    """An MTEB search model (mteb's ``SearchProtocol``) over a ``SentenceTransformer``: :meth:`index` embeds the
+    corpus once, :meth:`search` returns what :meth:`hits` finds for the queries. Subclasses give ``hits``.
 
     Args:
-        model: A ``SentenceTransformer`` whose module is :class:`~st_search_r3.module.SearchR3`.
+        model: The ``SentenceTransformer`` that embeds documents (``encode_document``) and queries.
+        meta: The ``ModelMeta`` results are filed under.
     """
 
-    def __init__(self, model) -> None:
+    def __init__(self, model, meta: ModelMeta) -> None:
         self.model = model
-        self.mteb_model_meta = SEARCH_R3_READER_META
+        self.mteb_model_meta = meta
         self.document_ids: list[str] = []
         self.documents: list[str] = []
         self.vectors = None
+        self.searched_queries, self.search_seconds = 0, 0.0  # the query side's work so far: both passes
 
     def index(self, corpus, *, task_metadata, hf_split, hf_subset, encode_kwargs, num_proc=None, **kwargs) -> None:
         """Embeds the corpus (a document is its title and text, as mteb joins them for encoders)."""
@@ -72,20 +74,37 @@ class SearchR3Reader:
         num_proc=None,
         **kwargs,
     ) -> dict[str, dict[str, float]]:
-        """``{query id: {document id: cosine}}``, the ``top_k`` hits of the read vector of each query."""
+        """``{query id: {document id: score}}``, the ``top_k`` hits of each query."""
         if self.vectors is None:
             raise RuntimeError("index(corpus) must run before search(queries)")
-        hits = self.model[0].search(
-            list(queries["text"]),
-            self.documents,
-            top_k=top_k,
-            corpus_embeddings=self.vectors,
-            batch_size=encode_kwargs.get("batch_size", 32),
-        )
+        start = time.perf_counter()
+        hits = self.hits(list(queries["text"]), top_k, encode_kwargs.get("batch_size", 32))
+        self.search_seconds += time.perf_counter() - start
+        self.searched_queries += len(hits)
         return {
             query_id: {self.document_ids[hit["corpus_id"]]: hit["score"] for hit in row}
             for query_id, row in zip(queries["id"], hits)
         }
+
+    def hits(self, queries: list[str], top_k: int, batch_size: int) -> list[list[dict[str, int | float]]]:
+        raise NotImplementedError
+
+
+class SearchR3Reader(IndexedSearch):
+    """search-r3 with reasoning that reads: both passes of :meth:`st_search_r3.module.SearchR3.search` (the
+    direct vector's first search, the model reading the top ``read_top_k`` passages, the read vector's search).
+
+    Args:
+        model: A ``SentenceTransformer`` whose module is :class:`~st_search_r3.module.SearchR3`.
+    """
+
+    def __init__(self, model) -> None:
+        super().__init__(model, SEARCH_R3_READER_META)
+
+    def hits(self, queries: list[str], top_k: int, batch_size: int) -> list[list[dict[str, int | float]]]:
+        return self.model[0].search(
+            queries, self.documents, top_k=top_k, corpus_embeddings=self.vectors, batch_size=batch_size
+        )
 
 
 def load_search_r3_reader(model_name: str, revision: str | None = None, device: str | None = None, **kwargs: Any):

@@ -261,6 +261,9 @@ class SearchR3ReaderConfig(SearchR3TrainingConfig):
     )
     read_top_k: int = field(default=3, metadata={"help": "passages of the first search the model reads"})
     read_passage_tokens: int = field(default=64, metadata={"help": "tokens kept of each passage"})
+    read_fuse_direct: bool = field(
+        default=True, metadata={"help": "train (and search with) the read vector plus the direct vector"}
+    )
     temperature: float = field(default=0.05, metadata={"help": "InfoNCE temperature"})
     learning_rate: float = field(default=2.0e-4, metadata={"help": "peak learning rate of the reader's LoRA"})
     warmup_ratio: float = field(default=0.05, metadata={"help": "share of the steps spent warming up"})

@@ -107,12 +107,16 @@ def train_reader(config: SearchR3ReaderConfig) -> Path:
     reader (``reader/``), the read settings and ``reader_record.json``."""
     from sentence_transformers import SentenceTransformer
 
+    from st_search_r3.install import resolve_model
+
     torch.manual_seed(config.seed)
     started = time.time()
-    model = SentenceTransformer(config.model, trust_remote_code=True, device="cpu")
+    # An adapter folder (the shipped weights) is read through its installed, merged snapshot, as users load it.
+    model = SentenceTransformer(resolve_model(config.model), trust_remote_code=True, device="cpu")
     module: SearchR3 = model[0]
     module.reasoning = False
     module.read_top_k, module.read_passage_tokens = config.read_top_k, config.read_passage_tokens
+    module.read_fuse_direct = config.read_fuse_direct
     if module.reader is not None:
         raise ValueError(f"{config.model} has a reader already; train on the model without it")
     if hasattr(module.auto_model, "merge_and_unload"):  # the reader sits on the merged model, as installed
@@ -147,11 +151,10 @@ def train_reader(config: SearchR3ReaderConfig) -> Path:
         for group in optimizer.param_groups:
             group["lr"] = learning_rate(step, total, config)
         features = module.preprocess([(e["query"], e["passages"]) for e in batch], task="query")
-        with module.reader.active():
-            with autocast:
-                read = module(features)["sentence_embedding"]
-            loss = reader_loss(read, documents, [e["relevant"] for e in batch], config.temperature)
-            loss.backward()
+        with autocast:
+            read = module(features)["sentence_embedding"]
+        loss = reader_loss(read, documents, [e["relevant"] for e in batch], config.temperature)
+        loss.backward()
         optimizer.step()
         optimizer.zero_grad(set_to_none=True)
         step += 1
@@ -178,7 +181,11 @@ def train_reader(config: SearchR3ReaderConfig) -> Path:
                 shutil.copy(path, staging / path.name)
         module.reader.save(staging)
         settings = json.loads((staging / SearchR3.config_file_name).read_text())
-        settings.update(read_top_k=config.read_top_k, read_passage_tokens=config.read_passage_tokens)
+        settings.update(
+            read_top_k=config.read_top_k,
+            read_passage_tokens=config.read_passage_tokens,
+            read_fuse_direct=config.read_fuse_direct,
+        )
         write_file(staging / SearchR3.config_file_name, json.dumps(settings, indent=4))
         write_file(staging / "reader_record.json", json.dumps(record, indent=2))
     logger.info("Reader written to %s (%d steps, %.0f s)", final, total, record["seconds"])
