@@ -37,6 +37,8 @@ from st_search_r3.mteb.model import IndexedSearch, SearchR3Reader
 from st_search_r3.mteb.tasks import DATA_TASKS, TASKS
 
 RESULTS = Path(__file__).parent / "results"
+# Document vectors shared by the search rows (PRF, reading) of one LLM: a reader leaves documents as they are.
+DOCUMENT_CACHES: dict[str, dict] = {}
 CACHE = RESULTS / "quality_cache"
 logger = logging.getLogger("quality")
 
@@ -90,9 +92,9 @@ class RocchioPRF(IndexedSearch):
     """Untrained vector pseudo-relevance feedback (Rocchio, arXiv 2108.11044) for any ``SentenceTransformer``: the
     query vector plus ``beta`` times the mean of its first search's top ``k`` document vectors searches again."""
 
-    def __init__(self, model, name: str, k: int, beta: float) -> None:
+    def __init__(self, model, name: str, k: int, beta: float, document_cache: dict | None = None) -> None:
         meta = ModelMeta.from_sentence_transformer_model(model).model_copy(update={"name": f"prf/{name}"})
-        super().__init__(model, meta)
+        super().__init__(model, meta, document_cache)
         self.k, self.beta = k, beta
 
     def hits(self, queries: list[str], top_k: int, batch_size: int) -> list[list[dict[str, int | float]]]:
@@ -104,12 +106,29 @@ class RocchioPRF(IndexedSearch):
         return semantic_search(expanded, documents, top_k=min(top_k, len(documents)))
 
 
+def document_cache(model) -> dict:
+    """The document vectors of ``model``'s LLM, shared by its search rows: keyed by a digest of its weights (a reader
+    is not among them), so a reader's row reuses the vectors of the model it reads with."""
+    module = model[0]
+    if not hasattr(module, "reader"):
+        return {}
+    reader_off = module.reader.base_state_dict() if module.reader is not None else module.auto_model.state_dict()
+    digest = hashlib.sha1()
+    for name in sorted(reader_off):
+        digest.update(name.encode() + reader_off[name].float().sum().item().hex().encode())
+    return DOCUMENT_CACHES.setdefault(digest.hexdigest(), {})
+
+
+def prf_search(model, name: str, k: int, beta: float) -> RocchioPRF:
+    return RocchioPRF(model, name, k, beta, document_cache(model))
+
+
 def search_r3_reading(precision: str, max_seq_length: int | None, folder: str | None = None):
     """search-r3 searching with reasoning that reads (the installed default, or ``folder``'s model)."""
     from st_search_r3.install import resolve_model
 
     model = search_r3(False, precision, max_seq_length, resolve_model(folder) if folder else None)
-    return SearchR3Reader(model)
+    return SearchR3Reader(model, document_cache(model))
 
 
 def search_r3_untrained(reasoning: bool, precision: str, max_seq_length: int | None):
@@ -184,7 +203,7 @@ def add_prf_rows(k: int, beta: float) -> None:
     for name in [name for name in MODELS if "MiniLM" in name or name == "search-r3, reasoning off"]:
         load, revision = MODELS[name]
         prf = f"{name} + Rocchio PRF (k={k}, beta={beta})"
-        MODELS[prf] = (lambda *settings, load=load, prf=prf: RocchioPRF(load(*settings), prf, k, beta), revision)
+        MODELS[prf] = (lambda *settings, load=load, prf=prf: prf_search(load(*settings), prf, k, beta), revision)
 
 
 def held_out_tasks() -> set[str]:

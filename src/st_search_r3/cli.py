@@ -30,6 +30,13 @@ def main(argv: list[str] | None = None) -> int:
     install.add_argument("--base-model", default=DEFAULT_BASE_MODEL, help="causal LM to build on")
     install.add_argument("--force", action="store_true", help="rebuild even if installed")
     install.add_argument("--weights", help="a trained adapter folder to merge (default: the shipped one, if any)")
+    install.add_argument(
+        "--cache-folder",
+        action="append",
+        default=[],
+        help="also link the model into this folder's hub layout, for clients that load with a cache folder of their "
+        "own (SentenceTransformer('search-r3', cache_folder=...)); repeatable",
+    )
     path = commands.add_parser("path", help="print the folder of the installed model (exit 1 if not installed)")
     path.add_argument("--base-model", default=DEFAULT_BASE_MODEL)
     demo = commands.add_parser("demo", help="index a small real corpus with faiss and run a few queries")
@@ -44,10 +51,13 @@ def main(argv: list[str] | None = None) -> int:
 
     if args.command == "install":
         from st_search_r3.install import install as run_install
+        from st_search_r3.install import link_into
 
         start = time.perf_counter()
         folder = run_install(args.base_model, force=args.force, weights=args.weights)
         print(f"search-r3 installed in {folder} ({time.perf_counter() - start:.1f} s)")
+        for cache_folder in args.cache_folder:
+            print(f"linked into {link_into(cache_folder, folder)}")
     elif args.command == "path":
         from st_search_r3.install import installed_path
 

@@ -13,6 +13,7 @@ from __future__ import annotations
 import hashlib
 import json
 import logging
+import os
 import shutil
 import tempfile
 from pathlib import Path
@@ -37,10 +38,30 @@ BASE_PROVENANCE = {
 DOCUMENTATION_FILES = {"scores.md", "curves.png", "rl_curves.png"}
 
 
-def _repo_dir() -> Path:
+def _repo_dir(cache_folder: str | Path | None = None) -> Path:
+    """The model's repository folder in the Hugging Face cache, or in ``cache_folder``'s hub layout."""
     from huggingface_hub import constants
 
-    return Path(constants.HF_HUB_CACHE) / ("models--" + HUB_ID.replace("/", "--"))
+    return Path(cache_folder or constants.HF_HUB_CACHE) / ("models--" + HUB_ID.replace("/", "--"))
+
+
+def link_into(cache_folder: str | Path, snapshot: Path) -> Path:
+    """Makes ``SentenceTransformer("search-r3", cache_folder=cache_folder)`` load ``snapshot``: a link to it (no copy)
+    in that folder's hub layout, and ``refs/main``. For clients that bring a cache folder of their own (LlamaIndex).
+
+    Returns:
+        The linked snapshot folder.
+    """
+    repo = _repo_dir(cache_folder)
+    linked = repo / "snapshots" / snapshot.name
+    linked.parent.mkdir(parents=True, exist_ok=True)
+    if linked.resolve() != snapshot.resolve():
+        staging = linked.with_name(f".{snapshot.name}.link-{os.getpid()}")
+        staging.unlink(missing_ok=True)
+        staging.symlink_to(snapshot.resolve(), target_is_directory=True)
+        os.replace(staging, linked)
+    write_file(repo / "refs" / "main", snapshot.name)
+    return linked
 
 
 def shipped_weights(base_model: str = DEFAULT_BASE_MODEL) -> Path | None:

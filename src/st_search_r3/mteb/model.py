@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 import json
 import time
 from typing import Any
@@ -43,11 +44,14 @@ class IndexedSearch:
     Args:
         model: The ``SentenceTransformer`` that embeds documents (``encode_document``) and queries.
         meta: The ``ModelMeta`` results are filed under.
+        document_cache: A dict shared by search models over the same document vectors (the same model, or one
+            that adds a reader): a corpus is embedded once for all of them.
     """
 
-    def __init__(self, model, meta: ModelMeta) -> None:
+    def __init__(self, model, meta: ModelMeta, document_cache: dict | None = None) -> None:
         self.model = model
         self.mteb_model_meta = meta
+        self.document_cache = {} if document_cache is None else document_cache
         self.document_ids: list[str] = []
         self.documents: list[str] = []
         self.vectors = None
@@ -58,8 +62,13 @@ class IndexedSearch:
         self.document_ids = list(corpus["id"])
         titles = corpus["title"] if "title" in corpus.column_names else [""] * len(corpus)
         self.documents = [f"{title} {text}".strip() if title else text for title, text in zip(titles, corpus["text"])]
-        batch_size = encode_kwargs.get("batch_size", 32)
-        self.vectors = self.model.encode_document(self.documents, batch_size=batch_size, convert_to_tensor=True)
+        key = hashlib.sha256(json.dumps([self.document_ids, self.documents]).encode()).hexdigest()
+        if key not in self.document_cache:
+            batch_size = encode_kwargs.get("batch_size", 32)
+            self.document_cache[key] = self.model.encode_document(
+                self.documents, batch_size=batch_size, convert_to_tensor=True
+            )
+        self.vectors = self.document_cache[key]
 
     def search(
         self,
@@ -98,8 +107,8 @@ class SearchR3Reader(IndexedSearch):
         model: A ``SentenceTransformer`` whose module is :class:`~st_search_r3.module.SearchR3`.
     """
 
-    def __init__(self, model) -> None:
-        super().__init__(model, SEARCH_R3_READER_META)
+    def __init__(self, model, document_cache: dict | None = None) -> None:
+        super().__init__(model, SEARCH_R3_READER_META, document_cache)
 
     def hits(self, queries: list[str], top_k: int, batch_size: int) -> list[list[dict[str, int | float]]]:
         return self.model[0].search(
