@@ -25,8 +25,9 @@ from sentence_transformers import SentenceTransformer
 
 from st_search_r3 import SearchR3
 from st_search_r3.data.demo import demo_split
-from st_search_r3.embedding import last_token_embedding, left_pad, reasoning_lengths
+from st_search_r3.embedding import last_token_embedding, left_pad
 from st_search_r3.install import install
+from st_search_r3.reasoning import reasoning_lengths
 
 
 def timed(function) -> tuple[float, object]:

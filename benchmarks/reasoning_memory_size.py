@@ -9,6 +9,7 @@ and every prompt id as the key, the trace as a tuple of ints. Measured with trac
 
 from __future__ import annotations
 
+import argparse
 import random
 import tracemalloc
 
@@ -42,4 +43,5 @@ def main() -> None:
 
 
 if __name__ == "__main__":
+    argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter).parse_args()
     main()
