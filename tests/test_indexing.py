@@ -4,6 +4,7 @@ import json
 
 import numpy as np
 import pytest
+import torch
 
 from st_search_r3.data.demo import demo_split
 from st_search_r3.indexing import encode_corpus
@@ -67,3 +68,24 @@ def test_a_cache_of_another_corpus_or_model_is_refused(tiny_model, documents, tm
 def test_bad_corpora_get_a_clear_error(tiny_model, tmp_path, bad, error):
     with pytest.raises(error):
         encode_corpus(tiny_model, bad, tmp_path)
+
+
+def test_the_default_model_id_follows_the_weights_not_the_class(tiny_model, documents, tmp_path):
+    from st_search_r3.indexing import model_identity
+    from st_search_r3.reader import Reader
+
+    encode_corpus(tiny_model, documents[:3], tmp_path, shard_size=2, show_progress_bar=False)
+    module = tiny_model[0]
+    module.reasoning, module.read_top_k = False, 7  # query-side settings: the index still fits
+    encode_corpus(tiny_model, documents[:3], tmp_path, shard_size=2, show_progress_bar=False)
+    module.reader = Reader.new(module.auto_model, r=2, alpha=4)  # a reader leaves documents as they are
+    identity = model_identity(tiny_model)
+    encode_corpus(tiny_model, documents[:3], tmp_path, shard_size=2, show_progress_bar=False)
+    with torch.no_grad():  # a fine-tuned model (one weight moved) is another model
+        module.auto_model.get_input_embeddings().weight[0, 0] += 1e-3
+    assert model_identity(tiny_model) != identity
+    with pytest.raises(ValueError, match="model"):
+        encode_corpus(tiny_model, documents[:3], tmp_path, shard_size=2)
+    module.max_seq_length = 100  # a setting that reaches documents
+    with pytest.raises(ValueError, match="model"):
+        encode_corpus(tiny_model, documents[:3], tmp_path, shard_size=2)

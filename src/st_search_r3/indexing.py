@@ -18,9 +18,11 @@ from collections.abc import Sequence
 from pathlib import Path
 
 import numpy as np
+import torch
 from tqdm.auto import tqdm
 
 from st_search_r3.atomic import write_file
+from st_search_r3.reader import without_reader
 
 MANIFEST = "manifest.json"
 
@@ -31,6 +33,22 @@ def corpus_digest(documents: Sequence[str]) -> str:
     for text in documents:
         encoded = text.encode()
         digest.update(len(encoded).to_bytes(8, "little") + encoded)
+    return digest.hexdigest()
+
+
+def model_identity(model) -> str:
+    """What ``model``'s document vectors depend on: a sha256 of each module's class, its settings that reach
+    documents (``document_config()`` where a module has it, else all) and its weights. A reader's weights are left
+    out (documents never pass through it), so a model and the same model with a reader share an index."""
+    digest = hashlib.sha256()
+    for module in model:
+        config = module.document_config() if hasattr(module, "document_config") else module.get_config_dict()
+        digest.update(type(module).__qualname__.encode() + json.dumps(config, sort_keys=True, default=str).encode())
+        state = without_reader(module.state_dict())
+        for name in sorted(state):
+            tensor = state[name].detach().cpu().contiguous()
+            digest.update(name.encode() + str(tensor.dtype).encode())
+            digest.update(tensor.view(-1).view(torch.uint8).numpy().tobytes())
     return digest.hexdigest()
 
 
@@ -49,8 +67,8 @@ def encode_corpus(
         model: A ``SentenceTransformer``; documents go through ``encode_document``.
         documents: The corpus texts.
         cache_dir: Folder of the shards; created if missing, continued if it holds shards of this corpus.
-        model_id: What identifies the model's vectors (e.g. its snapshot revision and settings); default
-            the model's class and embedding size. A cache made under another id is refused.
+        model_id: What identifies the model's vectors; default :func:`model_identity` (its weights and the
+            settings that reach documents). A cache made under another id is refused.
         shard_size: Documents per shard (work lost to an interruption is at most one shard).
         batch_size: Passed to ``encode_document``.
         show_progress_bar: A bar over documents, starting at those already cached.
@@ -74,7 +92,7 @@ def encode_corpus(
         "documents": len(documents),
         "corpus_sha256": corpus_digest(documents),
         "shard_size": shard_size,
-        "model": model_id or f"{type(model[0]).__name__}/{model.get_embedding_dimension()}",
+        "model": model_id or model_identity(model),
     }
     manifest_path = cache_dir / MANIFEST
     if manifest_path.is_file():

@@ -39,6 +39,20 @@ from st_search_r3.reasoning_memory import ReasoningMemory, Trace
 from st_search_r3.settings import ANSWER_PREFIX, EMBEDDING_PROMPT, MARKER_SIDES, REASONING_PROMPT, check_settings
 from st_search_r3.stop_head import StopHead
 
+# Settings that never reach a document vector (indexing.model_identity leaves them out).
+QUERY_ONLY_SETTINGS = {
+    "reasoning",
+    "max_reasoning_tokens",
+    "fuse_direct_embedding",
+    "repetition_penalty",
+    "no_repeat_ngram_size",
+    "reasoning_prompt",
+    "reasoning_memory_size",
+    "reading_prompt",
+    "read_top_k",
+    "read_passage_tokens",
+    "read_fuse_direct",
+}
 # The paths of query_mode: one pass (documents; queries with reasoning off), reasoning, or the model's choice.
 QUERY_MODES = (False, True, "auto")
 # Rows per forward pass when training on a CPU (length-sorted groups): 8 removes most of a batch's padding
@@ -711,6 +725,10 @@ class SearchR3(InputModule):
         return self._memory
 
     # ------------------------------------------------------------------------------------ properties
+
+    def document_config(self) -> dict[str, Any]:
+        """The settings that reach document vectors (the others shape queries only): what an index depends on."""
+        return {key: value for key, value in self.get_config_dict().items() if key not in QUERY_ONLY_SETTINGS}
 
     def get_embedding_dimension(self) -> int:
         return self.auto_model.config.hidden_size

@@ -13,13 +13,15 @@ import json
 import threading
 from contextlib import contextmanager
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import torch
-from peft import LoraConfig, get_peft_model_state_dict, inject_adapter_in_model, set_peft_model_state_dict
-from peft.tuners.tuners_utils import BaseTunerLayer
 from safetensors.torch import load_file, save
 
 from st_search_r3.atomic import write_file
+
+if TYPE_CHECKING:  # PEFT is imported when a reader is made: encoding a model without one never needs it
+    from peft import LoraConfig
 
 ADAPTER_NAME = "reader"
 FOLDER = "reader"
@@ -45,6 +47,8 @@ class Reader:
         state: dict[str, torch.Tensor] | None = None,
         trainable: bool = False,
     ):
+        from peft import inject_adapter_in_model, set_peft_model_state_dict
+
         self.model = model
         self.config = config
         self.trainable = trainable
@@ -60,12 +64,16 @@ class Reader:
     @classmethod
     def new(cls, model: torch.nn.Module, r: int = 16, alpha: int = 32, trainable: bool = True) -> Reader:
         """A fresh reader on every linear layer (its LoRA ``B`` is zero: it starts as the model itself)."""
+        from peft import LoraConfig
+
         config = LoraConfig(r=r, lora_alpha=alpha, lora_dropout=0.0, target_modules="all-linear")
         return cls(model, config, trainable=trainable)
 
     @classmethod
     def load(cls, model: torch.nn.Module, model_folder: str | Path) -> Reader | None:
         """The reader saved in ``model_folder/reader``, or ``None`` when the folder has none."""
+        from peft import LoraConfig
+
         folder = Path(model_folder) / FOLDER
         if not (folder / CONFIG_FILE).is_file():
             return None
@@ -73,6 +81,8 @@ class Reader:
         return cls(model, config, load_file(str(folder / WEIGHTS_FILE)))
 
     def _layers(self):
+        from peft.tuners.tuners_utils import BaseTunerLayer
+
         return [module for module in self.model.modules() if isinstance(module, BaseTunerLayer)]
 
     def _switch(self, on: bool) -> None:
@@ -102,6 +112,8 @@ class Reader:
         return [param for name, param in self.model.named_parameters() if f".{ADAPTER_NAME}" in name]
 
     def state_dict(self) -> dict[str, torch.Tensor]:
+        from peft import get_peft_model_state_dict
+
         return {
             key: value.detach().cpu().contiguous()
             for key, value in get_peft_model_state_dict(self.model, adapter_name=ADAPTER_NAME).items()
@@ -118,14 +130,22 @@ class Reader:
 
     def base_state_dict(self) -> dict[str, torch.Tensor]:
         """The LLM's own weights, under their names without the reader (what ``save_pretrained`` should write)."""
-        return {
-            key.replace(".base_layer.", "."): value
-            for key, value in self.model.state_dict().items()
-            if f".{ADAPTER_NAME}" not in key and "lora_" not in key
-        }
+        return without_reader(self.model.state_dict())
+
+
+def without_reader(state: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
+    """A state dict with a reader's LoRA weights left out and the layers it wraps under their own names (a state
+    dict without a reader comes back as it is)."""
+    return {
+        key.replace(".base_layer.", "."): value
+        for key, value in state.items()
+        if f".{ADAPTER_NAME}" not in key and "lora_" not in key
+    }
 
 
 def _lora_fields(config: dict) -> dict:
     """The ``LoraConfig`` fields of a saved adapter config (PEFT adds bookkeeping keys on save)."""
+    from peft import LoraConfig
+
     fields = LoraConfig.__dataclass_fields__
     return {key: value for key, value in config.items() if key in fields and fields[key].init}
