@@ -7,7 +7,7 @@ PY := $(VENV)/bin/python
 export HF_HUB_OFFLINE := 1
 export TOKENIZERS_PARALLELISM := false
 
-.PHONY: venv test lint demo install-model bench-speed bench-index bench-quality bench-reasoning bench-rl-env data sft rl docs
+.PHONY: venv test lint demo install-model bench-speed bench-index bench-quality bench-reasoning bench-rl-env data sft rl reader docs
 
 $(VENV)/.installed: pyproject.toml
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
@@ -60,3 +60,6 @@ sft: venv
 
 rl: venv
 	$(PY) train/rl.py --config train/configs/rl.yaml
+
+reader: venv
+	$(PY) train/read.py --config train/configs/read.yaml

@@ -237,6 +237,7 @@ class SearchR3(InputModule):
         prompt: str | None = None,
         task: str | None = None,
         reasoning: bool | None = None,
+        read_fuse_direct: bool | None = None,
         **kwargs,
     ) -> dict[str, torch.Tensor]:
         """Token ids of a batch, left-padded.
@@ -251,6 +252,8 @@ class SearchR3(InputModule):
             task: ``"query"`` reasons (unless reasoning is off); anything else embeds directly.
             reasoning: Overrides the module's ``reasoning`` setting for this call (``True``, ``False``, ``"auto"``);
                 queries only.
+            read_fuse_direct: Overrides ``read_fuse_direct`` for ``(query, [passages])`` items (:meth:`search` has
+                the direct vectors already and fuses them itself).
 
         Returns:
             ``input_ids``, ``attention_mask`` and ``answer_mask`` (1 on the tokens the model writes: the
@@ -274,7 +277,7 @@ class SearchR3(InputModule):
         if prompt:
             items = [(prompt + text, extra) for text, extra in items]
         if any(isinstance(extra, tuple) for _, extra in items):
-            return self._read_features(items)
+            return self._read_features(items, self.read_fuse_direct if read_fuse_direct is None else read_fuse_direct)
         mode = self._reasoning_mode(task, reasoning)
         features = self._query_or_document_features(items, mode)
         features["query_mode"] = torch.full((len(items),), QUERY_MODES.index(mode))
@@ -309,8 +312,11 @@ class SearchR3(InputModule):
             )
         return features
 
-    def _read_features(self, items: list[tuple[str, tuple[str, ...] | str | None]]) -> dict[str, torch.Tensor]:
-        """Read prompts of ``(query, passages)`` items (:mod:`st_search_r3.reading`), ``read_mask`` marking them."""
+    def _read_features(
+        self, items: list[tuple[str, tuple[str, ...] | str | None]], fuse: bool
+    ) -> dict[str, torch.Tensor]:
+        """Read prompts of ``(query, passages)`` items (:mod:`st_search_r3.reading`), ``read_mask`` marking them;
+        with ``fuse``, the direct prompts too."""
         if not all(isinstance(extra, tuple) for _, extra in items):
             raise TypeError("a batch mixes (query, passages) items with other inputs: give every query its passages")
         answer = self.direct_answer_ids()
@@ -321,7 +327,7 @@ class SearchR3(InputModule):
         ]
         input_ids, attention_mask = left_pad(sequences, self.tokenizer.pad_token_id)
         features = {"input_ids": input_ids, "attention_mask": attention_mask, "read_mask": attention_mask[:, -1]}
-        if self.read_fuse_direct:
+        if fuse:
             direct = self._direct_sequences([text for text, _ in items])
             features["direct_ids"], features["direct_mask"] = left_pad(
                 [p + a for p, a in direct], self.tokenizer.pad_token_id
@@ -660,10 +666,12 @@ class SearchR3(InputModule):
         reasoning: bool | str | None = None,
         batch_size: int = 32,
         show_progress_bar: bool = False,
+        **kwargs,
     ) -> torch.Tensor:
         """Vectors of ``inputs`` (float32, one row each, on the CPU): what ``encode_query`` (``task="query"``) or
         ``encode_document`` give, without a ``SentenceTransformer`` around the module. Longest first in batches,
-        as sentence-transformers sorts; a text's vector does not depend on its batch."""
+        as sentence-transformers sorts; a text's vector does not depend on its batch. ``kwargs`` go to
+        :meth:`preprocess`."""
         from sentence_transformers.base.model import BaseModel
 
         order = sorted(range(len(inputs)), key=lambda i: -BaseModel._input_length(inputs[i]))
@@ -672,7 +680,7 @@ class SearchR3(InputModule):
         with torch.inference_mode():
             for start in trange(0, len(order), batch_size, desc="Batches", disable=not show_progress_bar):
                 rows = order[start : start + batch_size]
-                features = self.preprocess([inputs[i] for i in rows], task=task, reasoning=reasoning)
+                features = self.preprocess([inputs[i] for i in rows], task=task, reasoning=reasoning, **kwargs)
                 features = {key: value.to(device) for key, value in features.items()}
                 embeddings = self(features, task=task, reasoning=reasoning)["sentence_embedding"].cpu()
                 for row, vector in zip(rows, embeddings):

@@ -23,6 +23,7 @@ import torch
 import torch.nn.functional as F
 from sentence_transformers.util import semantic_search
 
+from st_search_r3.embedding import fuse
 from st_search_r3.prompting import PromptBuilder
 
 READING_PROMPT = (
@@ -106,5 +107,9 @@ def search(
         return semantic_search(direct, documents, top_k=min(top_k, len(corpus)))
     first = semantic_search(direct, documents, top_k=min(module.read_top_k, len(corpus)))
     inputs = [(query, [corpus[hit["corpus_id"]] for hit in hits]) for query, hits in zip(queries, first)]
-    read = module.embed(inputs, task="query", batch_size=batch_size, show_progress_bar=show_progress_bar)
+    read = module.embed(
+        inputs, task="query", batch_size=batch_size, show_progress_bar=show_progress_bar, read_fuse_direct=False
+    )
+    if module.read_fuse_direct:  # the direct vectors are at hand: fused here, not computed again
+        read = F.normalize(fuse(read, direct), dim=-1)
     return semantic_search(read, documents, top_k=min(top_k, len(corpus)))
