@@ -15,8 +15,11 @@ import json
 import sys
 from pathlib import Path
 
+from st_search_r3.data.sources import SOURCE_TASKS
+
 ROOT = Path(__file__).parent.parent
 RESULTS = ROOT / "benchmarks" / "results"
+RESEARCH = ROOT / "research" / "results"
 README = ROOT / "README.md"
 EVALUATION = ROOT / "docs" / "evaluation.md"
 MODEL_CARD_SCORES = ROOT / "src" / "st_search_r3" / "weights" / "scores.md"
@@ -117,6 +120,31 @@ def share_of_queries(report: dict, value) -> float:
 def reasoned(report: dict) -> int:
     """How many queries reasoned under auto."""
     return round(sum(t["auto_reasoning_share"] * t["queries"] for t in report["tasks"]))
+
+
+def reading_table(probe: dict) -> str:
+    """Dev nDCG@10 x100 per task of the reading probe (research/reading_probe.py): the first search, the ceilings of
+    reading k passages, the best untrained Rocchio PRF setting (by mean), the read vector; queries/s last."""
+    rows = probe["rows"]
+    names = {row["source"]: SHORT.get(SOURCE_TASKS.get(row["source"], ""), row["source"]) for row in rows}
+    rocchio = max((key for key in rows[0] if key.startswith("rocchio")), key=lambda key: probe["mean"][key])
+    reads = [key for key in rows[0] if key.startswith("read k") and not key.endswith("qps")]
+    settings = [
+        ("reasoning off (the first search)", "off"),
+        *[(f"ceiling: the relevant document in the top {k} moved to rank 1", f"ceiling@{k}") for k in (3, 5)],
+        (f"untrained Rocchio PRF ({rocchio.removeprefix('rocchio ')}, best on dev)", rocchio),
+        *[(f"reading ({key.removeprefix('read ')})", key) for key in reads],
+    ]
+    lines = [
+        "| setting | " + " | ".join(names[row["source"]] for row in rows) + " | mean |",
+        "|---|" + "---:|" * (len(rows) + 1),
+    ]
+    for label, key in settings:
+        lines.append(f"| {label} | " + " | ".join(f"{row[key]:.1f}" for row in rows) + f" | {probe['mean'][key]:.1f} |")
+    for key in reads:
+        speed = " | ".join(f"{row[f'{key} qps'] / row['off_qps']:.2f}" for row in rows)
+        lines.append(f"| queries/s of both passes / reasoning off's ({key.removeprefix('read ')}) | {speed} | |")
+    return "\n".join(lines)
 
 
 def index_table(report: dict) -> str:

@@ -29,6 +29,7 @@ from tqdm.auto import tqdm
 
 from st_search_r3.atomic import staged_folder, write_file
 from st_search_r3.data.retrieval_split import RetrievalSplit
+from st_search_r3.embedding import fuse
 from st_search_r3.module import SearchR3
 from st_search_r3.reader import Reader
 from st_search_r3.training.config import SearchR3ReaderConfig
@@ -39,11 +40,11 @@ logger = logging.getLogger(__name__)
 def first_pass_examples(model, config: SearchR3ReaderConfig) -> dict:
     """The training examples, computed once into ``output_dir/first_pass.pt``: per query its text, its passages
     (the first search's top ``read_top_k``) and its relevant rows of ``documents`` (all sources' sampled corpora,
-    normalised, as the frozen model embeds them)."""
+    normalised, as the frozen model embeds them), and ``direct``, the queries' direct vectors in that order."""
     cache = Path(config.output_dir) / "first_pass.pt"
     if cache.is_file():
         return torch.load(cache)
-    examples, documents = [], []
+    examples, documents, directs = [], [], []
     offset = 0
     for source in config.sources:
         split = RetrievalSplit.load(config.root() / source / "train")
@@ -68,8 +69,9 @@ def first_pass_examples(model, config: SearchR3ReaderConfig) -> dict:
             100 * found / max(len(queries), 1),
         )
         documents.append(vectors)
+        directs.append(direct)
         offset += len(texts)
-    result = {"examples": examples, "documents": torch.cat(documents)}
+    result = {"examples": examples, "documents": torch.cat(documents), "direct": torch.cat(directs)}
     cache.parent.mkdir(parents=True, exist_ok=True)
     torch.save(result, cache.with_suffix(".tmp"))
     cache.with_suffix(".tmp").replace(cache)
@@ -122,7 +124,7 @@ def train_reader(config: SearchR3ReaderConfig) -> Path:
     if hasattr(module.auto_model, "merge_and_unload"):  # the reader sits on the merged model, as installed
         module.auto_model = module.auto_model.merge_and_unload()
     data = first_pass_examples(model, config)
-    examples, documents = data["examples"], data["documents"]
+    examples, documents, direct = data["examples"], data["documents"], data["direct"]
 
     for param in module.parameters():
         param.requires_grad_(False)
@@ -147,12 +149,16 @@ def train_reader(config: SearchR3ReaderConfig) -> Path:
         epoch, index = divmod(step, steps_per_epoch)
         order = list(range(len(examples)))
         random.Random(config.seed + epoch).shuffle(order)
-        batch = [examples[i] for i in order[index * config.batch_size : (index + 1) * config.batch_size]]
+        rows = order[index * config.batch_size : (index + 1) * config.batch_size]
+        batch = [examples[i] for i in rows]
         for group in optimizer.param_groups:
             group["lr"] = learning_rate(step, total, config)
-        features = module.preprocess([(e["query"], e["passages"]) for e in batch], task="query")
+        # The direct vectors are those of the first search: fused here, not embedded again at every step.
+        features = module.preprocess([(e["query"], e["passages"]) for e in batch], task="query", read_fuse_direct=False)
         with autocast:
             read = module(features)["sentence_embedding"]
+        if config.read_fuse_direct:
+            read = fuse(read, direct[rows])
         loss = reader_loss(read, documents, [e["relevant"] for e in batch], config.temperature)
         loss.backward()
         optimizer.step()
