@@ -147,6 +147,19 @@ def reading_table(probe: dict) -> str:
     return "\n".join(lines)
 
 
+def reading_verdict(probe: dict) -> str:
+    """What the reading table says, from its numbers."""
+    mean = probe["mean"]
+    read = next(key for key in mean if key.startswith("read k"))
+    rocchio = max((key for key in mean if key.startswith("rocchio")), key=mean.get)
+    return (
+        f"Mean dev nDCG@10: reasoning off {mean['off']:.1f}, reading {mean[read]:.1f}, the best Rocchio "
+        f"{mean[rocchio]:.1f}; reading the top 3 could reach {mean['ceiling@3']:.1f}. The reader (trained on "
+        f"{probe['reader_queries']:,} queries) is not shipped: the shipped model searches with reasoning off, and "
+        "`search()` reads only with a model that has a reader."
+    )
+
+
 def index_table(report: dict) -> str:
     rows = {(row["model"], row["source"], row["documents"]): row for row in report["sweep"]}
     lines = [
@@ -195,6 +208,7 @@ def evaluation_doc() -> str:
     reasoning = load("reasoning_dev_auto.json")
     index, encode, rl = load("index_speed.json"), load("encode_speed.json"), load("rl_env_speed.json")
     scaling = load("data_scaling.json")
+    reading = json.loads((RESEARCH / "reading_probe_dev_reader.json").read_text())
     segments = "; ".join(
         f"segment {k}: " + ", ".join(f"{name} {count:,}" for name, count in stream["drawn"].items())
         for k, stream in enumerate(scaling["streams"], 1)
@@ -255,6 +269,21 @@ directly; auto then equals reasoning off on every task. Auto costs a second shor
 the reasoning prompt, then the direct vector): about half the speed of reasoning off. The head's ending term alone
 takes always-on reasoning from 0-3% self-ended without a head (`reasoning_dev_oracle.md`) to
 {share_of_queries(reasoning, lambda t: t["on_traces"]["self_ended"]):.0f}%.
+
+## Reasoning that reads
+
+`{reading["command"]}` (`research/results/reading_probe_dev_reader.json`): dev nDCG@10 of every query of each task
+from one set of document vectors and one first search (the shipped model, reasoning off). The ceilings bound what
+reading can win: the relevant document, where the first search put it in the top k, moved to rank 1. Rocchio PRF
+adds the mean of the top k document vectors to the query vector (weight b), untrained; every setting of the grid
+(k 1, 3, 5; b 0.25, 0.5, 1.0) is below reasoning off on the mean, as reported for one-relevant-document sets. Reading
+is the reader `train/read.py` trained on the shipped model ([training.md](training.md#reasoning-that-reads-trainreadpy)),
+fused with the direct vector; queries/s counts both passes (here each read pair also embeds its query directly
+again, which `search()` does not).
+
+{reading_table(reading)}
+
+{reading_verdict(reading)}
 
 ## Indexing speed
 

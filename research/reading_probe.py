@@ -132,7 +132,11 @@ def main() -> None:
         print(f"| {key} | " + " | ".join(f"{r[key]:.1f}" for r in rows) + f" | {mean[key]:.1f} |")
     RESULTS.mkdir(parents=True, exist_ok=True)
     output = RESULTS / f"reading_probe_{args.split}{args.suffix}.json"
-    output.write_text(json.dumps({"command": "python " + shlex.join(sys.argv), "rows": rows, "mean": mean}, indent=2))
+    report = {"command": "python " + shlex.join(sys.argv), "rows": rows, "mean": mean}
+    record = Path(args.model or "") / "reader_record.json"
+    if args.model and record.is_file():  # the training queries behind the reader
+        report["reader_queries"] = json.loads(record.read_text())["queries"]
+    output.write_text(json.dumps(report, indent=2))
 
 
 if __name__ == "__main__":

@@ -118,9 +118,12 @@ def test_search_edge_cases(tiny_model, texts):
     module = tiny_model[0]
     module.read_top_k = 5
     corpus = texts["documents"][:2]
-    hits = module.search(["a wild cat", ""], corpus, top_k=10)  # fewer documents than top_k and read_top_k
+    assert module.search(["a wild cat"], corpus) == module.search(["a wild cat"], corpus, reading=False)  # no reader
+    hits = module.search(["a wild cat", ""], corpus, top_k=10, reading=True)  # fewer documents than top_k and k
     assert [len(row) for row in hits] == [2, 2]
-    twice = module.search(["a wild cat"], [corpus[0], corpus[0]], top_k=2)[0]  # duplicates: both, equal scores
+    twice = module.search(["a wild cat"], [corpus[0], corpus[0]], top_k=2, reading=True)[
+        0
+    ]  # duplicates: both, equal scores
     assert sorted(h["corpus_id"] for h in twice) == [0, 1] and twice[0]["score"] == pytest.approx(twice[1]["score"])
     with pytest.raises(ValueError, match="corpus is empty"):
         module.search(["a cat"], [])

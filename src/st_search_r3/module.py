@@ -693,7 +693,7 @@ class SearchR3(InputModule):
         corpus: Sequence[str],
         top_k: int = 10,
         corpus_embeddings=None,
-        reading: bool = True,
+        reading: bool | None = None,
         batch_size: int = 32,
         show_progress_bar: bool = False,
     ) -> list[list[dict[str, int | float]]]:
@@ -708,7 +708,9 @@ class SearchR3(InputModule):
             top_k: Hits per query (fewer when the corpus is smaller).
             corpus_embeddings: The corpus's vectors as ``encode_document`` returns them (numpy or torch,
                 normalised or not), so that a corpus is embedded once; embedded here when ``None``.
-            reading: Read the first search's passages (``True``) or search with the direct vector only.
+            reading: Read the first search's passages (``True``) or search with the direct vector only
+                (``False``); by default, read where the model has a trained reader (reading untrained lowers
+                nDCG@10: docs/evaluation.md).
             batch_size: Texts per forward pass.
             show_progress_bar: Bars over the corpus and the read queries.
 

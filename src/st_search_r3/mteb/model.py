@@ -112,7 +112,7 @@ class SearchR3Reader(IndexedSearch):
 
     def hits(self, queries: list[str], top_k: int, batch_size: int) -> list[list[dict[str, int | float]]]:
         return self.model[0].search(
-            queries, self.documents, top_k=top_k, corpus_embeddings=self.vectors, batch_size=batch_size
+            queries, self.documents, top_k=top_k, corpus_embeddings=self.vectors, reading=True, batch_size=batch_size
         )
 
 
