@@ -91,7 +91,8 @@ def revision(base_model: str = DEFAULT_BASE_MODEL, weights: Path | None = None) 
     Files that only document the weights (the scores table and curves of the model card) are left out,
     so adding scores measured on a revision does not make a new one.
     """
-    digest = hashlib.sha1(f"st-search-r3 {__version__} base={base_model}".encode())
+    # The prompts a snapshot's config carries (side_prompts) are part of it: a change to them is a new snapshot.
+    digest = hashlib.sha1(f"st-search-r3 {__version__} base={base_model} prompts={side_prompts()}".encode())
     for path in sorted(Path(weights).glob("*")) if weights else []:
         if path.is_file() and path.name not in DOCUMENTATION_FILES:
             digest.update(path.name.encode() + path.read_bytes())

@@ -718,6 +718,7 @@ class SearchR3(InputModule):
             Per query, ``{"corpus_id": index into corpus, "score": cosine}`` dicts, best first: the shape of
             ``sentence_transformers.util.semantic_search``.
         """
+        reading = self.reader is not None if reading is None else reading
         return reading_search(self, queries, corpus, top_k, corpus_embeddings, reading, batch_size, show_progress_bar)
 
     def forget_reasoning(self) -> None:

@@ -248,8 +248,11 @@ class SearchR3ReaderConfig(SearchR3TrainingConfig):
     :mod:`st_search_r3.training.reader_training`."""
 
     model: str = field(
-        default="src/st_search_r3/weights",
-        metadata={"help": "the trained model folder the reader reads with (its adapter is merged first)"},
+        default="runs/sft_info/final",
+        metadata={
+            "help": "the trained model folder the reader reads with (its adapter is merged first; the shipped one is "
+            "src/st_search_r3/weights)"
+        },
     )
     sources: list[str] = field(
         default_factory=lambda: ["wordnet", "debian", "pycode", "manpages", "infomanuals", "faqs"],
