@@ -177,3 +177,12 @@ def test_read_script_trains_a_reader_that_loads_and_resumes(tiny_llm, tiny_data,
     assert again.returncode == 0, again.stderr[-3000:]
     assert "resumed at step 3" in again.stderr
     assert json.loads((final / "reader_record.json").read_text())["steps"] == 6
+
+
+def test_reader_config_refuses_held_out_sources_and_empty_reads():
+    from st_search_r3.training.config import SearchR3ReaderConfig
+
+    with pytest.raises(ValueError, match="held out"):
+        SearchR3ReaderConfig(sources=["faqs", "vimfaq"])
+    with pytest.raises(ValueError, match="read_top_k"):
+        SearchR3ReaderConfig(read_top_k=0)

@@ -15,6 +15,12 @@ from st_search_r3.data.sources import HELD_OUT
 logger = logging.getLogger(__name__)
 
 
+def refuse_held_out(sources: list[str]) -> None:
+    """Raises ``ValueError`` when a source held out of all training (a test task only) is among ``sources``."""
+    if HELD_OUT & set(sources):
+        raise ValueError(f"{sorted(HELD_OUT & set(sources))}: held out of training (a test task only)")
+
+
 @dataclass
 class SearchR3TrainingConfig:
     """What both stages share: where the data is, the LoRA shape, dev evaluation and checkpoints."""
@@ -168,8 +174,8 @@ class SearchR3SFTConfig(SearchR3TrainingConfig):
         if self.reasoning_sampler not in ("base", "model"):
             raise ValueError(f"reasoning_sampler must be 'base' or 'model', got {self.reasoning_sampler!r}")
         weights, sets = self.source_weights, self.train_data or self.sources
-        if not self.train_data and HELD_OUT & set(self.sources):
-            raise ValueError(f"{sorted(HELD_OUT & set(self.sources))}: held out of training (a test task only)")
+        if not self.train_data:
+            refuse_held_out(self.sources)
         if weights is not None and (len(weights) != len(sets) or any(w < 0 for w in weights)):
             raise ValueError(f"source_weights needs one weight >= 0 per training set {sets}, got {weights}")
         if self.max_train_pairs < 1 or self.reasoning_queries < 0:
@@ -236,8 +242,7 @@ class SearchR3StopConfig(SearchR3TrainingConfig):
 
     def __post_init__(self) -> None:
         super().__post_init__()
-        if HELD_OUT & set(self.sources):
-            raise ValueError(f"{sorted(HELD_OUT & set(self.sources))}: held out of training (a test task only)")
+        refuse_held_out(self.sources)
         if self.sentences < 1 or self.queries_per_source < 2 or not 0 < self.holdout_fraction < 1:
             raise ValueError("sentences >= 1, queries_per_source >= 2 and 0 < holdout_fraction < 1 are needed")
 
@@ -278,8 +283,7 @@ class SearchR3ReaderConfig(SearchR3TrainingConfig):
 
     def __post_init__(self) -> None:
         super().__post_init__()
-        if HELD_OUT & set(self.sources):
-            raise ValueError(f"{sorted(HELD_OUT & set(self.sources))}: held out of training (a test task only)")
+        refuse_held_out(self.sources)
         if self.read_top_k < 1 or self.read_passage_tokens < 1 or self.batch_size < 1:
             raise ValueError("read_top_k, read_passage_tokens and batch_size must be >= 1")
 
