@@ -107,16 +107,12 @@ class RocchioPRF(IndexedSearch):
 
 
 def document_cache(model) -> dict:
-    """The document vectors of ``model``'s LLM, shared by its search rows: keyed by a digest of its weights (a reader
-    is not among them), so a reader's row reuses the vectors of the model it reads with."""
-    module = model[0]
-    if not hasattr(module, "reader"):
-        return {}
-    reader_off = module.reader.base_state_dict() if module.reader is not None else module.auto_model.state_dict()
-    digest = hashlib.sha1()
-    for name in sorted(reader_off):
-        digest.update(name.encode() + reader_off[name].float().sum().item().hex().encode())
-    return DOCUMENT_CACHES.setdefault(digest.hexdigest(), {})
+    """The document vectors of ``model``, shared by its search rows: keyed by what they depend on
+    (:func:`~st_search_r3.indexing.model_identity`: a reader is not among it), so a reader's row reuses the vectors
+    of the model it reads with."""
+    from st_search_r3.indexing import model_identity
+
+    return DOCUMENT_CACHES.setdefault(model_identity(model), {})
 
 
 def prf_search(model, name: str, k: int, beta: float) -> RocchioPRF:

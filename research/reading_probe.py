@@ -13,7 +13,6 @@ Document and direct query vectors are cached in ``runs/reading_probe/``. Writes
 from __future__ import annotations
 
 import argparse
-import hashlib
 import json
 import shlex
 import sys
@@ -75,15 +74,15 @@ def main() -> None:
     from sentence_transformers import SentenceTransformer
 
     from st_search_r3.data.build import data_dir
+    from st_search_r3.indexing import model_identity
     from st_search_r3.install import install, resolve_model
 
     folder = resolve_model(args.model) if args.model else str(install())
     model = SentenceTransformer(folder, trust_remote_code=True, device="cpu")
     module = model[0]
     module.reasoning = False
-    # Documents are embedded without the reader: key their cache by the LLM's own weights, not by the folder.
-    weights = Path(folder) / "model.safetensors"
-    tag = hashlib.sha1(weights.read_bytes()[: 1 << 24] + str(weights.stat().st_size).encode()).hexdigest()[:16]
+    # Documents are embedded without the reader: key their cache by what they depend on, not by the folder.
+    tag = model_identity(model)[:16]
     rows = []
     for source in args.sources:
         if source in HELD_OUT and args.split != "test":

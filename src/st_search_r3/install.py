@@ -188,8 +188,7 @@ def _build(base_model: str, weights: Path | None, output_dir: Path) -> None:
         # Every saved setting carries over, max_seq_length included: the shipped truncation is chosen on dev.
         settings = {k: v for k, v in settings.items() if k in SearchR3.config_keys}
     module = SearchR3(str(weights) if weights else base_model, **settings)
-    if hasattr(module.auto_model, "merge_and_unload"):  # an adapter folder with a reader is merged on load
-        module.auto_model = module.auto_model.merge_and_unload()
+    module.merge_adapter()
     model = SentenceTransformer(modules=[module], similarity_fn_name="cosine", prompts=side_prompts())
     model.save(str(output_dir), create_model_card=False)
     for record in ("training_record.json", "rl_training_record.json"):  # the model card points to them

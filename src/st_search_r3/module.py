@@ -205,9 +205,14 @@ class SearchR3(InputModule):
             return None
         from st_search_r3.reader import Reader  # PEFT is imported only for models that have a reader
 
+        self.merge_adapter()
+        return Reader.load(self.auto_model, folder)
+
+    def merge_adapter(self) -> None:
+        """Merges a training LoRA (a PEFT model) into the LLM's weights, as ``st-search-r3 install`` ships it; a
+        plain LLM stays as it is."""
         if hasattr(self.auto_model, "merge_and_unload"):
             self.auto_model = self.auto_model.merge_and_unload()
-        return Reader.load(self.auto_model, folder)
 
     @property
     def max_seq_length(self) -> int:
@@ -306,10 +311,7 @@ class SearchR3(InputModule):
         answer_mask, _ = left_pad([[0] * len(p) + [1] * len(a) for p, a in sequences], 0)
         features = {"input_ids": input_ids, "attention_mask": attention_mask, "answer_mask": answer_mask}
         if reasons and (self.fuse_direct_embedding or mode == "auto"):
-            direct = self._direct_sequences([text for text, _ in items])
-            features["direct_ids"], features["direct_mask"] = left_pad(
-                [p + a for p, a in direct], self.tokenizer.pad_token_id
-            )
+            features.update(self._direct_features([text for text, _ in items]))
         return features
 
     def _read_features(
@@ -328,11 +330,14 @@ class SearchR3(InputModule):
         input_ids, attention_mask = left_pad(sequences, self.tokenizer.pad_token_id)
         features = {"input_ids": input_ids, "attention_mask": attention_mask, "read_mask": attention_mask[:, -1]}
         if fuse:
-            direct = self._direct_sequences([text for text, _ in items])
-            features["direct_ids"], features["direct_mask"] = left_pad(
-                [p + a for p, a in direct], self.tokenizer.pad_token_id
-            )
+            features.update(self._direct_features([text for text, _ in items]))
         return features
+
+    def _direct_features(self, texts: list[str]) -> dict[str, torch.Tensor]:
+        """``direct_ids`` and ``direct_mask``: the texts in the reasoning-off format, to fuse with another view."""
+        direct = self._direct_sequences(texts)
+        direct_ids, direct_mask = left_pad([p + a for p, a in direct], self.tokenizer.pad_token_id)
+        return {"direct_ids": direct_ids, "direct_mask": direct_mask}
 
     def direct_answer_ids(self) -> list[int]:
         """Token ids of the answer of texts embedded without reasoning: ``answer_prefix`` and the embed token."""

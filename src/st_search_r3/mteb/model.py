@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import hashlib
 import json
 import time
 from typing import Any
@@ -62,7 +61,9 @@ class IndexedSearch:
         self.document_ids = list(corpus["id"])
         titles = corpus["title"] if "title" in corpus.column_names else [""] * len(corpus)
         self.documents = [f"{title} {text}".strip() if title else text for title, text in zip(titles, corpus["text"])]
-        key = hashlib.sha256(json.dumps([self.document_ids, self.documents]).encode()).hexdigest()
+        from st_search_r3.indexing import corpus_digest
+
+        key = corpus_digest(self.documents)
         if key not in self.document_cache:
             batch_size = encode_kwargs.get("batch_size", 32)
             self.document_cache[key] = self.model.encode_document(

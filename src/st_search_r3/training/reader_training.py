@@ -121,8 +121,6 @@ def train_reader(config: SearchR3ReaderConfig) -> Path:
     module.read_fuse_direct = config.read_fuse_direct
     if module.reader is not None:
         raise ValueError(f"{config.model} has a reader already; train on the model without it")
-    if hasattr(module.auto_model, "merge_and_unload"):  # the reader sits on the merged model, as installed
-        module.auto_model = module.auto_model.merge_and_unload()
     data = first_pass_examples(model, config)
     examples, documents, direct = data["examples"], data["documents"], data["direct"]
 
