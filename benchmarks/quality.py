@@ -27,7 +27,6 @@ from pathlib import Path
 
 import mteb
 import torch
-import torch.nn.functional as F
 from mteb.models.model_meta import ModelMeta
 from sentence_transformers.util import semantic_search
 
@@ -35,6 +34,7 @@ from st_search_r3 import __version__
 from st_search_r3.data.sources import HELD_OUT, SOURCE_TASKS
 from st_search_r3.mteb.model import IndexedSearch, SearchR3Reader
 from st_search_r3.mteb.tasks import DATA_TASKS, TASKS
+from st_search_r3.reading import rocchio
 
 RESULTS = Path(__file__).parent / "results"
 # Document vectors shared by the search rows (PRF, reading) of one LLM: a reader leaves documents as they are.
@@ -98,11 +98,9 @@ class RocchioPRF(IndexedSearch):
         self.k, self.beta = k, beta
 
     def hits(self, queries: list[str], top_k: int, batch_size: int) -> list[list[dict[str, int | float]]]:
-        documents = F.normalize(self.vectors.float().cpu(), dim=-1)
-        direct = self.model.encode_query(queries, batch_size=batch_size, convert_to_tensor=True).float().cpu()
-        direct = F.normalize(direct, dim=-1)
-        top = (direct @ documents.T).topk(min(self.k, len(documents)), dim=1).indices
-        expanded = F.normalize(direct + self.beta * documents[top].mean(dim=1), dim=-1)
+        documents = self.vectors.float().cpu()
+        direct = self.model.encode_query(queries, batch_size=batch_size, convert_to_tensor=True).cpu()
+        expanded = rocchio(direct, documents, self.k, self.beta)
         return semantic_search(expanded, documents, top_k=min(top_k, len(documents)))
 
 

@@ -21,7 +21,6 @@ from pathlib import Path
 
 import numpy as np
 import torch
-import torch.nn.functional as F
 
 from st_search_r3.data.retrieval_split import RetrievalSplit
 from st_search_r3.data.sources import HELD_OUT
@@ -76,6 +75,7 @@ def main() -> None:
     from st_search_r3.data.build import data_dir
     from st_search_r3.indexing import model_identity
     from st_search_r3.install import install, resolve_model
+    from st_search_r3.reading import rocchio
 
     folder = resolve_model(args.model) if args.model else str(install())
     model = SentenceTransformer(folder, trust_remote_code=True, device="cpu")
@@ -108,11 +108,8 @@ def main() -> None:
             row[f"ceiling@{k}"] = ceiling(scores, relevant, k)
         top = scores.topk(10, dim=1).indices
         for k in (1, 3, 5):
-            mean = docs[top[:, :k]].mean(dim=1)
             for beta in (0.25, 0.5, 1.0):
-                row[f"rocchio k{k} b{beta}"] = ndcg_recall(
-                    F.normalize(direct + beta * mean, dim=-1) @ docs.T, relevant
-                )[0]
+                row[f"rocchio k{k} b{beta}"] = ndcg_recall(rocchio(direct, docs, k, beta) @ docs.T, relevant)[0]
         for k in args.read_k:
             for tokens in args.passage_tokens:
                 module.read_passage_tokens = tokens

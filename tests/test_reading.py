@@ -186,3 +186,15 @@ def test_reader_config_refuses_held_out_sources_and_empty_reads():
         SearchR3ReaderConfig(sources=["faqs", "vimfaq"])
     with pytest.raises(ValueError, match="read_top_k"):
         SearchR3ReaderConfig(read_top_k=0)
+
+
+def test_rocchio_adds_the_mean_of_the_first_searchs_top_documents():
+    from st_search_r3.reading import rocchio
+
+    documents = torch.tensor([[1.0, 0.0], [0.0, 2.0], [3.0, 3.0]])
+    queries = torch.tensor([[2.0, 0.1]])
+    torch.testing.assert_close(rocchio(queries, documents, k=2, beta=0.0), torch.nn.functional.normalize(queries))
+    top_two = (torch.tensor([[1.0, 0.0]]) + torch.tensor([[1.0, 1.0]]) / 2**0.5) / 2  # documents 0 and 2
+    expected = torch.nn.functional.normalize(torch.nn.functional.normalize(queries) + 0.5 * top_two)
+    torch.testing.assert_close(rocchio(queries, documents, k=2, beta=0.5), expected)
+    assert rocchio(queries, documents, k=10, beta=1.0).shape == (1, 2)  # k beyond the corpus: all of it

@@ -65,6 +65,15 @@ def read_prompt_ids(
     return before + read + after
 
 
+def rocchio(queries: torch.Tensor, documents: torch.Tensor, k: int, beta: float) -> torch.Tensor:
+    """Untrained vector pseudo-relevance feedback (Rocchio; arXiv 2108.11044), the baseline reading must beat: each
+    normalised query vector plus ``beta`` times the mean of its first search's top ``k`` (normalised) document
+    vectors, normalised."""
+    queries, documents = F.normalize(queries.float(), dim=-1), F.normalize(documents.float(), dim=-1)
+    top = (queries @ documents.T).topk(min(k, len(documents)), dim=1).indices
+    return F.normalize(queries + beta * documents[top].mean(dim=1), dim=-1)
+
+
 def _as_corpus_tensor(corpus_embeddings, size: int, dimension: int) -> torch.Tensor:
     """``corpus_embeddings`` (numpy or torch, normalised or not) as normalised float32 rows, shape checked."""
     vectors = torch.as_tensor(
