@@ -57,8 +57,12 @@ class Reader:
             result = set_peft_model_state_dict(model, state, adapter_name=ADAPTER_NAME)
             if result.unexpected_keys:
                 raise ValueError(f"reader weights that fit no layer of the model: {result.unexpected_keys[:3]}")
-        self._lock = threading.RLock()
-        self._depth = 0
+        from peft.tuners.tuners_utils import BaseTunerLayer
+
+        # Found once: the switch runs twice per read batch.
+        self._layers = [module for module in model.modules() if isinstance(module, BaseTunerLayer)]
+        self._parameters = [param for name, param in model.named_parameters() if f".{ADAPTER_NAME}" in name]
+        self._lock = threading.Lock()
         self._switch(False)
 
     @classmethod
@@ -80,36 +84,26 @@ class Reader:
         config = LoraConfig(**_lora_fields(json.loads((folder / CONFIG_FILE).read_text())))
         return cls(model, config, load_file(str(folder / WEIGHTS_FILE)))
 
-    def _layers(self):
-        from peft.tuners.tuners_utils import BaseTunerLayer
-
-        return [module for module in self.model.modules() if isinstance(module, BaseTunerLayer)]
-
     def _switch(self, on: bool) -> None:
-        for layer in self._layers():
+        for layer in self._layers:
             layer.enable_adapters(on)
         if self.trainable:
-            for param in self.parameters():
+            for param in self._parameters:
                 param.requires_grad_(True)
 
     @contextmanager
     def active(self):
-        """The reader on for the duration (one thread at a time; the others wait); nested uses keep it on until
-        the outermost ends."""
+        """The reader on for the duration (one thread at a time; the others wait)."""
         with self._lock:
-            if self._depth == 0:
-                self._switch(True)
-            self._depth += 1
+            self._switch(True)
             try:
                 yield
             finally:
-                self._depth -= 1
-                if self._depth == 0:
-                    self._switch(False)
+                self._switch(False)
 
     def parameters(self) -> list[torch.nn.Parameter]:
         """The reader's trainable weights."""
-        return [param for name, param in self.model.named_parameters() if f".{ADAPTER_NAME}" in name]
+        return list(self._parameters)
 
     def state_dict(self) -> dict[str, torch.Tensor]:
         from peft import get_peft_model_state_dict
