@@ -88,7 +88,7 @@ def reasoning_table(report: dict) -> str:
 
 
 def scaling_table(report: dict) -> str:
-    """Dev nDCG@10 x100 per model and training pairs seen (benchmarks/data_scaling.py)."""
+    """Dev nDCG@10 x100 per model and training pairs seen (research/data_scaling.py)."""
     tasks = list(report["rows"][0]["ndcg_at_10"])
     lines = [
         "| model | pairs seen | " + " | ".join(SHORT.get(task, task) for task in tasks) + " | mean |",
@@ -207,7 +207,7 @@ def evaluation_doc() -> str:
     test, dev = load("quality_test_fair.json"), load("quality_dev_fair.json")
     reasoning = load("reasoning_dev_auto.json")
     index, encode, rl = load("index_speed.json"), load("encode_speed.json"), load("rl_env_speed.json")
-    scaling = load("data_scaling.json")
+    scaling = json.loads((RESEARCH / "data_scaling.json").read_text())
     reading = json.loads((RESEARCH / "reading_probe_dev_reader.json").read_text())
     segments = "; ".join(
         f"segment {k}: " + ", ".join(f"{name} {count:,}" for name, count in stream["drawn"].items())
@@ -238,7 +238,7 @@ the adapter merged by `st-search-r3 install`).
 
 ## More data
 
-`python benchmarks/data_scaling.py` (`benchmarks/results/data_scaling.json`): dev nDCG@10 against the training pairs
+`python research/data_scaling.py` (`research/results/data_scaling.json`): dev nDCG@10 against the training pairs
 each model has seen. Both start where their recipes end, after the same 9,021 triplets (search-r3: the shipped
 weights; MiniLM: `benchmarks/finetune_minilm.py`), and continue on the same stream of triplets never drawn before
 ({segments}), at a constant learning rate after a short warm-up, a checkpoint kept every 1,600 pairs. search-r3 at 160
@@ -246,7 +246,7 @@ tokens, reasoning off.
 
 {scaling_table(scaling)}
 
-![dev nDCG@10 against training pairs seen](../benchmarks/results/data_scaling.png)
+![dev nDCG@10 against training pairs seen](../research/results/data_scaling.png)
 
 Mean dev nDCG@10: {scaling_gains(scaling)}.
 
@@ -335,13 +335,13 @@ python benchmarks/quality.py --split test         # every baseline on every task
 python benchmarks/reasoning_report.py --split dev # reasoning on vs off, per-query wins and losses, traces
 python benchmarks/reasoning_report.py --split dev --samples 4   # + sampled reasonings and the per-query oracle
 python benchmarks/finetune_minilm.py              # the fair baseline: MiniLM fine-tuned on the recipe's triplets
-python benchmarks/data_scaling.py                 # dev quality against training pairs seen, both models
-python benchmarks/sft_throughput.py --evaluate    # training pairs/s before and after the CPU speed-ups
+python research/data_scaling.py                   # dev quality against training pairs seen, both models
+python research/sft_throughput.py --evaluate      # training pairs/s before and after the CPU speed-ups
 python benchmarks/index_speed.py                  # documents/s beside all-MiniLM-L6-v2 (make bench-index)
 python benchmarks/encode_speed.py                 # queries/s with reasoning (make bench-speed)
 python benchmarks/rl_env_speed.py                 # RL step time, cached corpus vs re-encoding (make bench-rl-env)
-python benchmarks/corpus_refresh_ranks.py         # the RL corpus index on 1 and 2 processes
-python benchmarks/reasoning_memory_size.py        # memory of the reasoning memory at 100,000 queries
+python research/corpus_refresh_ranks.py           # the RL corpus index on 1 and 2 processes
+python research/reasoning_memory_size.py          # memory of the reasoning memory at 100,000 queries
 python benchmarks/gpu_smoke.py                    # the GPU path end to end (needs a CUDA device)
 python benchmarks/evaluation_doc.py               # this page, the README's table and the model card's scores
 ```

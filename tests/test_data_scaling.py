@@ -1,4 +1,4 @@
-"""benchmarks/data_scaling.py: the stream of new triplets both models continue on, and its checkpoint points."""
+"""research/data_scaling.py: the stream of new triplets both models continue on, and its checkpoint points."""
 
 from __future__ import annotations
 
@@ -13,7 +13,7 @@ ROOT = Path(__file__).parent.parent
 
 @pytest.fixture(scope="module")
 def data_scaling():
-    spec = importlib.util.spec_from_file_location("data_scaling", ROOT / "benchmarks" / "data_scaling.py")
+    spec = importlib.util.spec_from_file_location("data_scaling", ROOT / "research" / "data_scaling.py")
     module = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(module)
     return module

@@ -116,25 +116,19 @@ def test_scripts_say_config_first_and_name_the_data_build(tiny_llm, tmp_path):
 
 
 @pytest.mark.slow
-@pytest.mark.parametrize("writer", ["base", "model"])
-def test_smoke_config_trains_with_best_of_n_targets_format_term_and_fused_views(tiny_llm, tiny_data, tmp_path, writer):
-    targets = "best_of_n"
-    extra = ["--reasoning_targets", targets, "--format_weight", "1.0", "--no_repeat_ngram_size", "2"]
-    extra += ["--fuse_direct_embedding", "true", "--reasoning_samples", "2", "--reasoning_sampler", writer]
-    extra += ["--reasoning_sentences", "1"]
+def test_smoke_config_trains_with_the_format_term_and_fused_views(tiny_llm, tiny_data, tmp_path):
+    extra = ["--format_weight", "1.0", "--no_repeat_ngram_size", "2", "--fuse_direct_embedding", "true"]
     result = run_sft(tiny_llm, tiny_data, tmp_path / "run", *extra)
     assert result.returncode == 0, result.stderr[-3000:]
     final = tmp_path / "run" / "final"
     record = json.loads((final / "training_record.json").read_text())
-    assert record["config"]["reasoning_targets"] == targets and record["steps"] == 2
-    assert (record["config"]["reasoning_sampler"], record["config"]["reasoning_sentences"]) == (writer, 1)
+    assert record["steps"] == 2
     assert any("loss/format" in row for row in record["log_history"])
     settings = json.loads((final / "search_r3_config.json").read_text())
     assert settings["no_repeat_ngram_size"] == 2 and settings["fuse_direct_embedding"] is True
-    assert "Best of 3 reasonings kept for" in result.stderr
     (cache,) = (tiny_data / "reasoning").glob("*.jsonl")
     rows = [json.loads(line) for line in cache.read_text().splitlines()]
-    assert len(rows) == 4 and all(len(row["reasoning"]) == 3 for row in rows), "greedy + 2 samples per query"
+    assert rows and all(isinstance(row["reasoning"], str) for row in rows), "the base model's greedy reasoning"
 
 
 @pytest.mark.slow
@@ -155,25 +149,6 @@ def test_distill_weight_and_teacher_go_together():
         SearchR3SFTConfig(distill_weight=0.5)
     with pytest.raises(ValueError, match="teacher_model"):
         SearchR3SFTConfig(teacher_model="all-MiniLM-L6-v2")
-
-
-def test_first_sentences_keeps_the_teacher_form():
-    from st_search_r3.training.sft_data import first_sentences
-
-    assert first_sentences("Key terms: a, b. Related: c. Key: d, d, d", 2) == "Key terms: a, b. Related: c."
-    assert first_sentences("Key terms: os.path, join", 2) == "Key terms: os.path, join."
-    assert first_sentences("", 2) == ""
-    # The base LLM often starts with a numbered list: its first item is kept whole, not cut to "1.".
-    assert first_sentences("1. Core concepts: cats, lions. 2. Key terms", 1) == "1. Core concepts: cats, lions."
-    assert first_sentences("A big cat.\n\nIt roars.", 1) == "A big cat."
-
-
-@pytest.mark.parametrize("field, value", [("reasoning_sampler", "teacher"), ("reasoning_targets", "keywords")])
-def test_config_names_an_unknown_choice(field, value):
-    from st_search_r3.training.config import SearchR3SFTConfig
-
-    with pytest.raises(ValueError, match=field):
-        SearchR3SFTConfig(**{field: value})
 
 
 def test_source_weights_repeat_or_subsample_a_source(tiny_data):

@@ -267,12 +267,6 @@ print(model.similarity(queries, documents))
 """
 
 
-REASONING_SOURCES = {
-    "base": "after the base model's own reasoning",
-    "best_of_n": "after the best of greedy and sampled reasonings, where it beat none",
-}
-
-
 def _summary(record_path: Path) -> str:
     """One line per training run behind the weights (earlier runs first), and the total time."""
     stages = training_stages(json.loads(record_path.read_text()))
@@ -280,13 +274,13 @@ def _summary(record_path: Path) -> str:
     for number, stage in enumerate(stages):
         config = stage["config"]
         pairs = stage["steps"] * stage["training_arguments"]["per_device_train_batch_size"]
-        how = REASONING_SOURCES.get(config.get("reasoning_targets", "base"), "with reasoning")
         start = f"LoRA r={config['lora_r']} and the `<|embed_token|>` row" if number == 0 else "then"
         segments = len(stage.get("segments", []))
         resumed = f", in {segments} segments: stopped and resumed" if segments > 1 else ""
         lines.append(
             f"{start} {stage['steps']} steps ({pairs:,} triplets from {', '.join(config['sources'])}; "
-            f"{config.get('reasoning_queries', 0):,} anchors {how}) in {stage['train_seconds_this_run'] / 3600:.2f} h "
+            f"{config.get('reasoning_queries', 0):,} anchors after the base model's own reasoning) "
+            f"in {stage['train_seconds_this_run'] / 3600:.2f} h "
             f"({stage['pairs_per_second']:.2f} pairs/s{resumed})"
         )
     total = sum(stage["train_seconds_this_run"] for stage in stages)

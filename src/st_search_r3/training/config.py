@@ -111,26 +111,6 @@ class SearchR3SFTConfig(SearchR3TrainingConfig):
             "anchors embed without reasoning"
         },
     )
-    reasoning_targets: str = field(
-        default="base",
-        metadata={
-            "help": "the reasoning of those anchors: 'base' (the base model's own greedy reasoning) or 'best_of_n' "
-            "(the best of greedy and sampled reasonings, kept where it ranks the positive better than no "
-            "reasoning; the other anchors train without). Generated once and cached"
-        },
-    )
-    reasoning_samples: int = field(default=4, metadata={"help": "best_of_n: sampled reasonings per query"})
-    sampling_temperature: float = field(default=0.8, metadata={"help": "best_of_n: sampling temperature"})
-    reasoning_sampler: str = field(
-        default="base",
-        metadata={
-            "help": "best_of_n: who writes the candidates: 'base' (the LLM with its adapters off: fluent text) or "
-            "'model' (the model being trained)"
-        },
-    )
-    reasoning_sentences: int = field(
-        default=2, metadata={"help": "best_of_n: each candidate is cut to its first this many sentences"}
-    )
     fuse_direct_embedding: bool = field(
         default=False,
         metadata={
@@ -169,10 +149,6 @@ class SearchR3SFTConfig(SearchR3TrainingConfig):
         super().__post_init__()
         if bool(self.distill_weight) != bool(self.teacher_model):
             raise ValueError("distill_weight > 0 and teacher_model go together (the distill term needs a teacher)")
-        if self.reasoning_targets not in ("base", "best_of_n"):
-            raise ValueError(f"reasoning_targets must be 'base' or 'best_of_n', got {self.reasoning_targets!r}")
-        if self.reasoning_sampler not in ("base", "model"):
-            raise ValueError(f"reasoning_sampler must be 'base' or 'model', got {self.reasoning_sampler!r}")
         weights, sets = self.source_weights, self.train_data or self.sources
         if not self.train_data:
             refuse_held_out(self.sources)
@@ -271,6 +247,13 @@ class SearchR3ReaderConfig(SearchR3TrainingConfig):
     read_passage_tokens: int = field(default=64, metadata={"help": "tokens kept of each passage"})
     read_fuse_direct: bool = field(
         default=True, metadata={"help": "train (and search with) the read vector plus the direct vector"}
+    )
+    shuffle_passages: bool = field(
+        default=True,
+        metadata={
+            "help": "show each query's passages in a random order, so that the reader judges them by their text: in "
+            "rank order the first one is the relevant one two times in three, and pointing at it is all it learns"
+        },
     )
     temperature: float = field(default=0.05, metadata={"help": "InfoNCE temperature"})
     learning_rate: float = field(default=2.0e-4, metadata={"help": "peak learning rate of the reader's LoRA"})

@@ -89,6 +89,13 @@ def reader_loss(read: torch.Tensor, documents: torch.Tensor, relevant: list[list
     return F.cross_entropy(logits.masked_fill(others, float("-inf")), targets)
 
 
+def reading_order(passages: list[str], config: SearchR3ReaderConfig, step: int) -> list[str]:
+    """The passages as the reader sees them at ``step``: in rank order, or shuffled (``shuffle_passages``)."""
+    if not config.shuffle_passages:
+        return passages
+    return random.Random(f"{config.seed}:{step}:{passages[0][:64]}").sample(passages, len(passages))
+
+
 def learning_rate(step: int, total: int, config: SearchR3ReaderConfig) -> float:
     """Linear warm-up, then cosine decay to zero."""
     warmup = max(1, int(config.warmup_ratio * total))
@@ -152,7 +159,8 @@ def train_reader(config: SearchR3ReaderConfig) -> Path:
         for group in optimizer.param_groups:
             group["lr"] = learning_rate(step, total, config)
         # The direct vectors are those of the first search: fused here, not embedded again at every step.
-        features = module.preprocess([(e["query"], e["passages"]) for e in batch], task="query", read_fuse_direct=False)
+        pairs = [(e["query"], reading_order(e["passages"], config, step)) for e in batch]
+        features = module.preprocess(pairs, task="query", read_fuse_direct=False)
         with autocast:
             read = module(features)["sentence_embedding"]
         if config.read_fuse_direct:

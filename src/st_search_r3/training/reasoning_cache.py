@@ -57,7 +57,7 @@ def load_reasoning(path: str | Path) -> dict[str, str]:
     return cached
 
 
-def cache_reasoning(module, queries: list[str], path: str | Path, batch_size: int = 16, generate=None) -> dict:
+def cache_reasoning(module, queries: list[str], path: str | Path, batch_size: int = 16) -> dict:
     """Generates the reasoning of every query not yet in ``path`` and appends it there.
 
     Args:
@@ -66,11 +66,9 @@ def cache_reasoning(module, queries: list[str], path: str | Path, batch_size: in
         path: The JSON-lines cache, one ``{"query", "reasoning"}`` object per line.
         batch_size: Queries reasoned together. Queries are taken in order, sorted by length within
             windows of eight batches (less padding), so a run cut short covers a prefix of ``queries``.
-        generate: ``batch of queries -> one JSON value each`` (default: ``module.reasoning_of``, the greedy
-            reasoning text); e.g. a list of sampled reasonings.
 
     Returns:
-        ``query -> reasoning`` (what ``generate`` returns) for all of ``queries``.
+        ``query -> reasoning`` (the greedy reasoning text) for all of ``queries``.
     """
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
@@ -83,7 +81,7 @@ def cache_reasoning(module, queries: list[str], path: str | Path, batch_size: in
     with open(path, "a") as handle, tqdm(total=len(missing), desc="reasoning", unit="query") as progress:
         for start in range(0, len(missing), batch_size):
             batch = missing[start : start + batch_size]
-            generated = generate(batch) if generate else module.reasoning_of(batch, batch_size=batch_size)
+            generated = module.reasoning_of(batch, batch_size=batch_size)
             for query, reasoning in zip(batch, generated):
                 handle.write(json.dumps({"query": query, "reasoning": reasoning}) + "\n")
                 cached[query] = reasoning

@@ -3,13 +3,8 @@
 from __future__ import annotations
 
 import logging
-import re
-from contextlib import nullcontext
-from pathlib import Path
 
 import numpy as np
-import torch
-import torch.nn.functional as F
 from datasets import Dataset, DatasetDict, concatenate_datasets
 from sentence_transformers import SentenceTransformer
 
@@ -65,16 +60,11 @@ def load_training_set(config: SearchR3SFTConfig, model: SentenceTransformer, see
     """The training triplets, split into ``"reasoning"`` and ``"direct"`` anchors (see :data:`ROUTES`), and the
     draw's record (:func:`load_triplets`).
 
-    The first ``config.reasoning_queries`` anchors get their reasoning (``config.reasoning_targets``):
-
-    - ``"base"``: the base model's own greedy reasoning;
-    - ``"best_of_n"``: the best of greedy and sampled reasonings where it beats none (:func:`best_of_n`);
-      anchors where none did are trained without reasoning.
-
-    Generated reasoning is cached on disk (:func:`~st_search_r3.training.reasoning_cache.cache_path`); it takes
-    about a second per query. Each batch comes from one of the two sets, in proportion to their sizes.
-    Documents are cut to ``config.max_document_tokens`` tokens. With ``config.teacher_model`` every row gets
-    the teacher's vectors of its (cut) texts as a ``label`` column (:mod:`~st_search_r3.training.distillation`).
+    The first ``config.reasoning_queries`` anchors get the base model's own greedy reasoning, cached on disk
+    (:func:`~st_search_r3.training.reasoning_cache.cache_path`); it takes about a second per query. Each batch
+    comes from one of the two sets, in proportion to their sizes. Documents are cut to
+    ``config.max_document_tokens`` tokens. With ``config.teacher_model`` every row gets the teacher's vectors of
+    its (cut) texts as a ``label`` column (:mod:`~st_search_r3.training.distillation`).
     """
     tokenizer = model[0].tokenizer
     triplets, draw = load_triplets(config, seed)
@@ -92,15 +82,7 @@ def load_training_set(config: SearchR3SFTConfig, model: SentenceTransformer, see
         triplets = add_teacher_embeddings(triplets, load_teacher(config.teacher_model))
     with_reasoning = triplets.select(range(min(config.reasoning_queries, len(triplets))))
     direct = triplets.select(range(len(with_reasoning), len(triplets)))
-    if len(with_reasoning) and config.reasoning_targets == "best_of_n":
-        tag = f"{config.reasoning_sampler}: greedy + {config.reasoning_samples} at T={config.sampling_temperature}"
-        chosen = best_of_n(model, with_reasoning, cache_path(config.root(), model[0], tag), config)
-        rejected = [i for i, reasoning in enumerate(chosen) if reasoning is None]
-        direct = concatenate_datasets([direct, with_reasoning.select(rejected)])
-        kept = [i for i, reasoning in enumerate(chosen) if reasoning is not None]
-        with_reasoning = with_reasoning.select(kept)
-        pairs = [[query, chosen[i]] for query, i in zip(with_reasoning["anchor"], kept)]
-    elif len(with_reasoning):
+    if len(with_reasoning):
         # bf16 weights reason about twice as fast on a CPU with bf16 hardware (three times slower where it is
         # emulated); these texts are data, not vectors to compare.
         precision = "bfloat16" if native_cpu_bf16() else "float32"
@@ -113,84 +95,6 @@ def load_training_set(config: SearchR3SFTConfig, model: SentenceTransformer, see
         parts["reasoning"] = with_reasoning.remove_columns("anchor").add_column("anchor", pairs)
         parts["reasoning"] = parts["reasoning"].select_columns(direct.column_names)
     return DatasetDict(parts), draw
-
-
-def best_of_n(
-    model: SentenceTransformer, triplets: Dataset, cache: Path, config: SearchR3SFTConfig, batch_size: int = 16
-) -> list[str | None]:
-    """Best-of-n self-distillation (O1-Embedder's vote, LREM's filter, without a teacher): per triplet, the
-    reasoning among a greedy one and ``config.reasoning_samples`` sampled ones (each cut to its first
-    ``config.reasoning_sentences`` sentences) under which the model's query vector ranks the positive best,
-    kept only when it ranks it better than no reasoning; ``None`` where no reasoning did. The reasonings are
-    written by the base LLM (its adapters off; ``config.reasoning_sampler="base"``), whose text stays fluent
-    where the embedding-trained adapter's has drifted, or by the model itself (``"model"``).
-
-    "Ranks better" is the margin of the positive over the most similar other document of the pool (every
-    triplet's positive and negative, if any): continuous where ranks tie at 1. Query vectors are what inference
-    computes (fused with the direct view when ``fuse_direct_embedding`` is on). Samples are drawn once into
-    ``cache`` (bf16 autocast: these are texts to choose from, not vectors to compare).
-    """
-    module = model[0]
-    queries = list(triplets["anchor"])
-    n = config.reasoning_samples
-
-    def draw(batch: list[str]) -> list[list[str]]:
-        greedy = module.reasoning_of(batch, batch_size=batch_size)
-        sampled = module.sample_reasonings(batch, n, config.sampling_temperature, batch_size=batch_size)
-        return [[g, *s] for g, s in zip(greedy, sampled)]
-
-    writer = module.auto_model.disable_adapter() if config.reasoning_sampler == "base" else nullcontext()
-    device = module.auto_model.device.type
-    with torch.autocast(device, dtype=torch.bfloat16), writer:
-        candidates = cache_reasoning(module, queries, cache, batch_size=batch_size, generate=draw)
-    module.forget_reasoning()  # the writer's greedy reasoning is not the model's own
-    # Cut after the cache, which keeps the whole texts: another cut needs no new generation.
-    candidates = {q: [first_sentences(r, config.reasoning_sentences) for r in texts] for q, texts in candidates.items()}
-
-    def embed(items, **kwargs):
-        vectors = []
-        with torch.inference_mode(), torch.autocast(device, dtype=torch.bfloat16):
-            for start in range(0, len(items), batch_size):
-                features = module.preprocess(items[start : start + batch_size], **kwargs)
-                vectors.append(F.normalize(module(features, **kwargs)["sentence_embedding"].float(), dim=-1))
-        return torch.cat(vectors)
-
-    documents = [column for column in ("positive", "negative") if column in triplets.column_names]
-    pool = embed([text for column in documents for text in triplets[column]], task="document")
-    own = torch.arange(len(queries))
-
-    def margins(anchors: torch.Tensor) -> torch.Tensor:
-        scores = anchors @ pool.T
-        positive = scores[own, own].clone()
-        scores[own, own] = -2.0
-        return positive - scores.max(dim=1).values
-
-    baseline = margins(embed(queries, task="query", reasoning=False))
-    width = 1 + n
-    flat = [(q, r) for q in queries for r in candidates[q]]
-    vectors = embed(flat, task="query").view(len(queries), width, -1)
-    scores = torch.stack([margins(vectors[:, k]) for k in range(width)], dim=1)
-    best_score, best = scores.max(dim=1)
-    kept = best_score > baseline
-    logger.info(
-        "Best of %d reasonings kept for %d of %d anchors (it beat no reasoning); the greedy one won %d times",
-        width,
-        int(kept.sum()),
-        len(queries),
-        int((kept & (best == 0)).sum()),
-    )
-    return [candidates[q][k] if keep else None for q, k, keep in zip(queries, best.tolist(), kept.tolist())]
-
-
-SENTENCE_END = re.compile(r"(?<![0-9])\.\s+")  # not after a list number: "1. Core concepts" is one sentence
-
-
-def first_sentences(text: str, count: int) -> str:
-    """The first ``count`` sentences of ``text`` (split at a period and white space, except after a list
-    number), on one line, ending with a period."""
-    sentences = [" ".join(part.split()) for part in SENTENCE_END.split(text) if part.strip()]
-    kept = ". ".join(sentences[:count])
-    return kept if kept.endswith(".") or not kept else kept + "."
 
 
 def cut_to_tokens(texts: list[str], tokenizer, max_tokens: int) -> list[str]:

@@ -25,6 +25,7 @@ from __future__ import annotations
 import json
 import logging
 import random
+import re
 import shutil
 import time
 from dataclasses import asdict, dataclass
@@ -42,9 +43,10 @@ from st_search_r3.module import SearchR3
 from st_search_r3.stop_head import StopHead
 from st_search_r3.training.config import SearchR3StopConfig
 from st_search_r3.training.reward import dcg_reward
-from st_search_r3.training.sft_data import SENTENCE_END
 
 logger = logging.getLogger(__name__)
+
+SENTENCE_END = re.compile(r"(?<![0-9])\.\s+")  # not after a list number: "1. Core concepts" is one sentence
 
 
 @dataclass

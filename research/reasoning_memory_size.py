@@ -1,6 +1,6 @@
 """Memory held by the reasoning memory at its default bound (100,000 queries), beside the layout it replaced.
 
-    python benchmarks/reasoning_memory_size.py
+    python research/reasoning_memory_size.py
 
 Each entry is a query of the shipped reasoning prompt (its chat template is ~75 tokens) with a 64-token trace, the
 ids fresh Python ints as ``Tensor.tolist()`` gives them. "Token-id keys" is the earlier layout: the decoding settings

@@ -1,8 +1,8 @@
 """Dev quality against training pairs seen: search-r3 and the fine-tuned MiniLM, continued on the same new pairs.
 
-    python benchmarks/data_scaling.py                     # segment 1, every stage; each resumes where it stopped
-    python benchmarks/data_scaling.py --segment 2         # the next 4,800 pairs, from segment 1's end
-    python benchmarks/data_scaling.py --stage evaluate    # or one stage: stream, search-r3, minilm, evaluate
+    python research/data_scaling.py                     # segment 1, every stage; each resumes where it stopped
+    python research/data_scaling.py --segment 2         # the next 4,800 pairs, from segment 1's end
+    python research/data_scaling.py --stage evaluate    # or one stage: stream, search-r3, minilm, evaluate
 
 Both models start where their recipes end, having seen the same 9,021 recipe triplets: search-r3 from the shipped
 weights, all-MiniLM-L6-v2 from ``benchmarks/finetune_minilm.py``'s output. Both then train on the same stream of
@@ -13,7 +13,7 @@ schedule stands: search-r3 with ``train/sft.py`` (the settings of ``train/config
 5e-5), MiniLM with MultipleNegativesRankingLoss (batch 32, 128 tokens, learning rate 1e-5). Every ``--every`` pairs a
 checkpoint is kept; ``evaluate`` scores every segment's checkpoints on the dev splits of all tasks with
 ``benchmarks/quality.py`` (search-r3 at 160 tokens, reasoning off; scores cached) and writes
-``benchmarks/results/data_scaling.{json,md,png}``.
+``research/results/data_scaling.{json,md,png}``.
 """
 
 from __future__ import annotations
@@ -26,7 +26,7 @@ import sys
 from pathlib import Path
 from statistics import mean
 
-sys.path.insert(0, str(Path(__file__).parent))
+sys.path.insert(0, str(Path(__file__).parents[1] / "benchmarks"))  # quality.py, finetune_minilm.py
 
 import quality  # noqa: E402
 from evaluation_doc import SHORT, scaling_table  # noqa: E402
@@ -178,11 +178,11 @@ def evaluate(args) -> None:
 
 
 def write_report(rows: list[dict], tasks: list[str], streams: list[dict]) -> None:
-    results = ROOT / "benchmarks" / "results" / "data_scaling"
+    results = ROOT / "research" / "results" / "data_scaling"
     short = [SHORT.get(task, task) for task in tasks]
     drawn = "; ".join(f"segment {k}: {stream['drawn']}" for k, stream in enumerate(streams, 1))
     lines = [
-        f"Dev nDCG@10 against training pairs seen (`python benchmarks/data_scaling.py`): {RECIPE_PAIRS:,} recipe "
+        f"Dev nDCG@10 against training pairs seen (`python research/data_scaling.py`): {RECIPE_PAIRS:,} recipe "
         f"triplets, then new ones ({drawn})",
         "",
         scaling_table({"rows": rows}),

@@ -1,6 +1,6 @@
 """Training throughput of the release recipe's first part, before and after the CPU speed-ups, in one run.
 
-    python benchmarks/sft_throughput.py [--steps 8] [--evaluate]
+    python research/sft_throughput.py [--steps 8] [--evaluate]
 
 "before" is how the recipe trained until version 0.5.0: bf16 autocast as its YAML asks, and each column of a
 batch (16 anchors, 16 positives, 16 negatives) in one padded forward pass. "after" is what ``train/sft.py``
@@ -23,7 +23,6 @@ from contextlib import nullcontext
 from pathlib import Path
 
 import torch
-from finetune_minilm import machine  # a sibling script: benchmarks/ is on the path when this runs
 from sentence_transformers import SentenceTransformerTrainer, SentenceTransformerTrainingArguments
 from transformers import TrainerCallback
 
@@ -32,6 +31,9 @@ from st_search_r3.training.config import SearchR3SFTConfig, native_cpu_bf16, par
 from st_search_r3.training.evaluation import dev_evaluator
 from st_search_r3.training.losses import SearchR3Loss
 from st_search_r3.training.sft_data import ROUTES, build_model, load_training_set
+
+sys.path.insert(0, str(Path(__file__).parents[1] / "benchmarks"))
+from finetune_minilm import machine  # noqa: E402
 
 RECIPE = Path(__file__).parents[1] / "train" / "configs" / "sft_all.yaml"
 RESULTS = Path(__file__).parent / "results"

@@ -1,12 +1,12 @@
 """Can the model tell, before it reasons, whether its reasoning will help? A probe of the first-step state.
 
-    python benchmarks/reasoning_choice_probe.py collect --split dev --queries 100   # ~25 min on 2 cores
-    python benchmarks/reasoning_choice_probe.py analyse                             # seconds
+    python research/reasoning_choice_probe.py collect --split dev --queries 100   # ~25 min on 2 cores
+    python research/reasoning_choice_probe.py analyse                             # seconds
 
 ``collect``: for each task's first ``--queries`` dev queries (seed 0, as ``reasoning_report.py``), with the installed
 search-r3: the rank of the relevant document without reasoning, after the greedy reasoning (whole, first sentence,
 first two sentences) and with each fused with the direct view; and the last hidden state of the reasoning prompt,
-where the model makes its first-token choice. Written to ``benchmarks/results/reasoning_choice_probe.jsonl`` (ranks)
+where the model makes its first-token choice. Written to ``research/results/reasoning_choice_probe.jsonl`` (ranks)
 and ``reasoning_choice_probe_states.npy`` (states, not committed: 1 MB).
 
 ``analyse``: a logistic regression on the standardised states, weighted by each query's |DCG@100 gain|,
@@ -19,13 +19,25 @@ from __future__ import annotations
 import argparse
 import json
 import math
+import sys
 from pathlib import Path
 
 import numpy as np
 
+sys.path.insert(0, str(Path(__file__).parents[1] / "benchmarks"))  # reasoning_report.py
 RESULTS = Path(__file__).parent / "results"
 RANKS, STATES = RESULTS / "reasoning_choice_probe.jsonl", RESULTS / "reasoning_choice_probe_states.npy"
 SOURCES = ["wordnet", "debian", "pycode", "manpages", "infomanuals"]
+
+
+def first_sentences(text: str, count: int) -> str:
+    """The first ``count`` sentences of ``text`` (split at a period and white space, except after a list
+    number), on one line, ending with a period."""
+    from st_search_r3.training.stop_training import SENTENCE_END
+
+    sentences = [" ".join(part.split()) for part in SENTENCE_END.split(text) if part.strip()]
+    kept = ". ".join(sentences[:count])
+    return kept if kept.endswith(".") or not kept else kept + "."
 
 
 def collect(split_name: str, num_queries: int) -> None:
@@ -35,7 +47,6 @@ def collect(split_name: str, num_queries: int) -> None:
 
     from st_search_r3.embedding import last_token_embedding, left_pad
     from st_search_r3.install import install
-    from st_search_r3.training.sft_data import first_sentences
 
     model = SentenceTransformer(str(install()), trust_remote_code=True, device="cpu")
     module = model[0]

@@ -1,8 +1,8 @@
 """The RL corpus index with several processes: every rank encodes its share of a refresh and all gather the vectors.
 Measures a full build and a refresh, one process against several, on the same machine and documents.
 
-    python benchmarks/corpus_refresh_ranks.py                       # runs 1 process, then 2, and compares
-    python benchmarks/corpus_refresh_ranks.py --processes 1 2 4 --documents 512 --refresh 64
+    python research/corpus_refresh_ranks.py                       # runs 1 process, then 2, and compares
+    python research/corpus_refresh_ranks.py --processes 1 2 4 --documents 512 --refresh 64
 
 Documents: the WordNet sample that ships in the package; model: the installed search-r3 (reasoning off, the
 documents' path). With N processes each gets 1/N of the threads, so the comparison is at equal CPU.
@@ -56,7 +56,7 @@ def main() -> None:
     parser.add_argument("--documents", type=int, default=512)
     parser.add_argument("--refresh", type=int, default=64)
     parser.add_argument("--worker", type=Path, help=argparse.SUPPRESS)  # where the worker saves its vectors
-    parser.add_argument("--output", type=Path, default=ROOT / "benchmarks" / "results" / "corpus_refresh_ranks.json")
+    parser.add_argument("--output", type=Path, default=ROOT / "research" / "results" / "corpus_refresh_ranks.json")
     args = parser.parse_args()
     if args.worker:
         return worker(args.documents, args.refresh, args.worker)
@@ -79,7 +79,7 @@ def main() -> None:
         row["build_speedup"] = one["build_s"] / row["build_s"]
         row["refresh_speedup"] = one["refresh_s"] / row["refresh_s"]
         row["min_cos_to_one_process"] = float((held * vectors[0]).sum(axis=1).min())
-    report = {"command": " ".join(["python", "benchmarks/corpus_refresh_ranks.py", *sys.argv[1:]]),
+    report = {"command": " ".join(["python", "research/corpus_refresh_ranks.py", *sys.argv[1:]]),
               "documents": args.documents, "refresh": args.refresh, "cpus": os.cpu_count(), "rows": rows}  # fmt: skip
     args.output.write_text(json.dumps(report, indent=2) + "\n")
     for row in rows:
