@@ -5,8 +5,9 @@ and sample reasonings.
     python benchmarks/reasoning_report.py --split dev --model runs/stop_head/final
 
 For each task's split (all its queries unless ``--queries``): the corpus is embedded once (documents never
-reason), the queries three ways: reasoning off, on (always reasoning) and auto. Per query: the rank of its
-relevant document each way. Printed and written to ``benchmarks/results/reasoning_<split><suffix>.{json,md,png}``:
+reason), the queries three ways: reasoning off, on (always reasoning) and auto. Per query and way: the rank of its
+best-placed relevant document and its nDCG@10 over all of them (``training.reward.dcg_reward``). Printed and
+written to ``benchmarks/results/reasoning_<split><suffix>.{json,md,png}``:
 
 - nDCG@10 off, on and auto (computed here; ``quality.py`` gives the same figures through mteb), and the oracle
   that picks the better of off and on per query: how much of its gain auto took;
@@ -28,7 +29,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import math
 import random
 import shlex
 import sys
@@ -42,6 +42,7 @@ from sentence_transformers import SentenceTransformer
 
 from st_search_r3.data.build import data_dir
 from st_search_r3.data.retrieval_split import RetrievalSplit
+from st_search_r3.training.reward import dcg_reward
 
 RESULTS = Path(__file__).parent / "results"
 TASKS = {
@@ -62,32 +63,28 @@ def loops(token_ids: tuple[int, ...], n: int = 4, times: int = 3) -> bool:
     return any(count >= times for count in grams.values())
 
 
-def ndcg_at_10(rank: int) -> float:
-    """nDCG@10 of one query with one relevant document at 1-based ``rank``."""
-    return 1 / math.log2(rank + 1) if rank <= 10 else 0.0
-
-
-def mean_ndcg_at_10(queries: np.ndarray, documents: np.ndarray, relevant: list[int]) -> float:
-    """Mean nDCG@10 over queries, each with one relevant document (see :func:`ranks`)."""
-    return float(np.mean([ndcg_at_10(r) for r in ranks(queries, documents, relevant)]))
-
-
-def ranks(queries: np.ndarray, documents: np.ndarray, relevant: list[int]) -> list[int]:
-    """1-based rank of each query's relevant document (ties counted against it)."""
+def ranks(queries: np.ndarray, documents: np.ndarray, relevant: list[list[int]]) -> list[int]:
+    """1-based rank of each query's best-placed relevant document (ties counted against it)."""
     scores = queries @ documents.T
-    own = scores[np.arange(len(relevant)), relevant]
-    return [int(r) for r in (scores >= own[:, None]).sum(axis=1)]
+    best = np.array([scores[i, rows].max() for i, rows in enumerate(relevant)])
+    return [int(r) for r in (scores >= best[:, None]).sum(axis=1)]
 
 
-def load_task(source: str, split_name: str, num_queries: int) -> tuple[list[str], list[str], list[int]]:
+def ndcg_at_10(queries: np.ndarray, documents: np.ndarray, relevant: list[list[int]]) -> np.ndarray:
+    """Each query's nDCG@10 over all its relevant documents (trec_eval's ``ndcg_cut_10``, binary gains)."""
+    top = np.argsort(-(queries @ documents.T), axis=1, kind="stable")[:, :10]
+    return np.array([dcg_reward(row.tolist(), rows, k=10) for row, rows in zip(top, relevant)])
+
+
+def load_task(source: str, split_name: str, num_queries: int) -> tuple[list[str], list[str], list[list[int]]]:
     """``(queries, documents, relevant)``: ``num_queries`` queries (seed 0; 0: all) that have a relevant
-    document, the whole corpus of the split, and the index of each query's most relevant document in it."""
+    document, the whole corpus of the split, and the indices of each query's relevant documents in it."""
     split = RetrievalSplit.load(data_dir() / source / split_name)
     split = split.sample(num_queries or len(split.queries), len(split.corpus), seed=0)
-    query_ids = [q for q in split.queries if split.qrels.get(q)]
+    query_ids = [q for q in split.queries if any(score > 0 for score in split.qrels.get(q, {}).values())]
     document_ids = list(split.corpus)
     position = {d: i for i, d in enumerate(document_ids)}
-    relevant = [position[max(split.qrels[q], key=split.qrels[q].get)] for q in query_ids]
+    relevant = [[position[d] for d, score in split.qrels[q].items() if score > 0] for q in query_ids]
     return [split.queries[q] for q in query_ids], [split.corpus[d] for d in document_ids], relevant
 
 
@@ -98,13 +95,14 @@ def report_task(
     module = model[0]
     print(f"{TASKS[source]} {split_name}: {len(corpus)} documents, {len(queries)} queries", flush=True)
     documents = model.encode_document(corpus, batch_size=batch_size, show_progress_bar=True)
-    timings, rank, traces = {}, {}, {}
+    timings, rank, ndcg, traces = {}, {}, {}, {}
     for mode, reasoning in MODES.items():
         module.forget_reasoning()
         start = time.perf_counter()
         vectors = model.encode_query(queries, batch_size=batch_size, reasoning=reasoning, show_progress_bar=True)
         timings[mode] = len(queries) / (time.perf_counter() - start)
         rank[mode] = ranks(vectors, documents, relevant)
+        ndcg[mode] = ndcg_at_10(vectors, documents, relevant)
         if reasoning:  # remembered from the encoding: no generation here
             traces[mode] = module.reasoning_traces(queries, reasoning=reasoning)
     reasoned = [i for i, t in enumerate(traces["auto"]) if t.token_ids]
@@ -115,18 +113,18 @@ def report_task(
         dict(query=queries[i], mode=shown, reasoning=texts[i], rank_off=rank["off"][i], rank_with=rank[shown][i])
         for i in sorted(rng.sample(list(pool), min(10, len(pool))))
     ]
-    best_greedy = np.minimum(rank["off"], rank["on"])
+    best_greedy = np.maximum(ndcg["off"], ndcg["on"])
     oracle = {}
     if num_samples:
         drawn = module.sample_reasonings(queries, num_samples, batch_size=batch_size)
         pairs = [(query, reasoning) for query, group in zip(queries, drawn) for reasoning in group]
         sampled = model.encode_query(pairs, batch_size=batch_size, reasoning=True, show_progress_bar=True)
-        rank_samples = np.array(ranks(sampled, documents, np.repeat(relevant, num_samples).tolist()))
-        rank_samples = rank_samples.reshape(len(queries), num_samples)
-        best_any = np.minimum(best_greedy, rank_samples.min(axis=1))
+        repeated = [rows for rows in relevant for _ in range(num_samples)]
+        rank_samples = np.array(ranks(sampled, documents, repeated)).reshape(len(queries), num_samples)
+        ndcg_samples = ndcg_at_10(sampled, documents, repeated).reshape(len(queries), num_samples)
         oracle = {
-            "ndcg_at_10_samples_mean": float(np.mean([[ndcg_at_10(r) for r in row] for row in rank_samples])),
-            "ndcg_at_10_oracle_off_greedy_samples": float(np.mean([ndcg_at_10(r) for r in best_any])),
+            "ndcg_at_10_samples_mean": float(ndcg_samples.mean()),
+            "ndcg_at_10_oracle_off_greedy_samples": float(np.maximum(best_greedy, ndcg_samples.max(axis=1)).mean()),
             "helped_by_a_sample": int((rank_samples.min(axis=1) < np.asarray(rank["off"])).sum()),
             "per_query": [
                 {"query": q, "rank_off": a, "rank_greedy": b, "rank_samples": row.tolist(), "samples": group}
@@ -145,8 +143,8 @@ def report_task(
         "task": TASKS[source],
         "queries": len(queries),
         "documents": len(corpus),
-        **{f"ndcg_at_10_{mode}": float(np.mean([ndcg_at_10(r) for r in rank[mode]])) for mode in MODES},
-        "ndcg_at_10_oracle_off_greedy": float(np.mean([ndcg_at_10(r) for r in best_greedy])),
+        **{f"ndcg_at_10_{mode}": float(ndcg[mode].mean()) for mode in MODES},
+        "ndcg_at_10_oracle_off_greedy": float(best_greedy.mean()),
         "better_with_reasoning": sum(a < b for a, b in zip(rank["on"], rank["off"])),
         "worse_with_reasoning": sum(a > b for a, b in zip(rank["on"], rank["off"])),
         "better_with_auto": sum(a < b for a, b in zip(rank["auto"], rank["off"])),

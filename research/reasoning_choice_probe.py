@@ -18,7 +18,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import math
 import sys
 from pathlib import Path
 
@@ -79,12 +78,12 @@ def collect(split_name: str, num_queries: int) -> None:
     np.save(STATES, np.concatenate(states))
 
 
-def ndcg_at_10(rank: int) -> float:
-    return 1 / math.log2(rank + 1) if rank <= 10 else 0.0
+def ndcg_at(rank: int, k: int) -> float:
+    """nDCG@k of a query from the 1-based rank of its best-placed relevant document, as if it had that one only
+    (the recorded ranks hold no more)."""
+    from st_search_r3.training.reward import dcg_reward
 
-
-def dcg_at_100(rank: int) -> float:
-    return 1 / math.log2(rank + 1) if rank <= 100 else 0.0
+    return dcg_reward(range(rank), [rank - 1], k=k)
 
 
 def analyse() -> dict:
@@ -96,8 +95,8 @@ def analyse() -> dict:
     states = (states - states.mean(0)) / states.std(0)
     rows = []
     for view in ("s1", "full", "fused_full"):
-        gain = np.array([dcg_at_100(r[f"rank_{view}"]) - dcg_at_100(r["rank_off"]) for r in records])
-        ndcg_gain = np.array([ndcg_at_10(r[f"rank_{view}"]) - ndcg_at_10(r["rank_off"]) for r in records])
+        gain = np.array([ndcg_at(r[f"rank_{view}"], 100) - ndcg_at(r["rank_off"], 100) for r in records])
+        ndcg_gain = np.array([ndcg_at(r[f"rank_{view}"], 10) - ndcg_at(r["rank_off"], 10) for r in records])
         label = (gain > 0).astype(int)
         for c in (0.001, 0.01, 0.1, 1.0):
             chosen = np.zeros(len(label))
