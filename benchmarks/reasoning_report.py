@@ -40,8 +40,8 @@ import numpy as np
 import torch
 from sentence_transformers import SentenceTransformer
 
-from st_search_r3.data.build import data_dir
 from st_search_r3.data.retrieval_split import RetrievalSplit
+from st_search_r3.data.sources import data_dir
 from st_search_r3.training.reward import dcg_reward
 
 RESULTS = Path(__file__).parent / "results"

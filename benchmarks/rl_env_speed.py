@@ -29,8 +29,8 @@ import torch
 from sentence_transformers import SentenceTransformer
 
 from st_search_r3 import SearchR3
-from st_search_r3.data.build import data_dir
 from st_search_r3.data.retrieval_split import RetrievalSplit
+from st_search_r3.data.sources import data_dir
 from st_search_r3.embedding import last_token_embedding, left_pad
 from st_search_r3.training.corpus_index import CorpusIndex
 

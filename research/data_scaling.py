@@ -79,7 +79,7 @@ def write_stream(args) -> None:
     from datasets import load_dataset
 
     from st_search_r3.atomic import write_file
-    from st_search_r3.data.build import data_dir
+    from st_search_r3.data.sources import data_dir
 
     seen = {(row["anchor"], row["positive"]) for row in recipe_triplets()}
     for earlier in range(1, args.segment):

@@ -72,7 +72,7 @@ def main() -> None:
 
     from sentence_transformers import SentenceTransformer
 
-    from st_search_r3.data.build import data_dir
+    from st_search_r3.data.sources import data_dir
     from st_search_r3.indexing import model_identity
     from st_search_r3.install import install, resolve_model
     from st_search_r3.reading import rocchio

@@ -12,16 +12,14 @@ import argparse
 import hashlib
 import json
 import logging
-import os
 import shutil
 from pathlib import Path
 
-from st_search_r3.base_model import home_dir
 from st_search_r3.data import debian, faqs, infomanuals, manpages, pycode, wordnet
 from st_search_r3.data.beir import save_beir
 from st_search_r3.data.mining import mine_hard_negatives
 from st_search_r3.data.retrieval_split import SPLITS, RetrievalSplit
-from st_search_r3.data.sources import HELD_OUT, SOURCES
+from st_search_r3.data.sources import HELD_OUT, SOURCES, data_dir
 
 logger = logging.getLogger(__name__)
 
@@ -37,11 +35,6 @@ BUILDERS = {
 }
 EVAL_SIZES = {"dev": (200, 2000), "test": (300, 3000)}  # (queries, documents): sized for 2 CPU cores
 TRAIN_QUERIES, TRAIN_DOCUMENTS = 10_000, 20_000
-
-
-def data_dir() -> Path:
-    """Where built data lives: ``$ST_SEARCH_R3_DATA``, default ``<st-search-r3 home>/data``."""
-    return Path(os.environ.get("ST_SEARCH_R3_DATA", home_dir() / "data"))
 
 
 def build_source(name: str, out: Path, seed: int, guide) -> dict:

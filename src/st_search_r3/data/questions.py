@@ -210,7 +210,7 @@ def build(
 
 
 def main() -> None:
-    from st_search_r3.data.build import data_dir
+    from st_search_r3.data.sources import data_dir
 
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--out", type=Path, default=None, help="built data (default: $ST_SEARCH_R3_DATA)")

@@ -1,6 +1,6 @@
 """Retrieval tasks that MTEB loads from local files instead of the hub.
 
-``SearchR3WordNetDemo`` ships inside the package. The three data tasks read what
+``SearchR3WordNetDemo`` ships inside the package. The data tasks, one per built source, read what
 ``python -m st_search_r3.data.build`` wrote (``$ST_SEARCH_R3_DATA``); their ``test`` split is the default,
 ``task.filter_eval_splits(["dev"])`` (or ``mteb run --eval-splits dev``) selects the dev split.
 """
@@ -14,9 +14,9 @@ from datasets import Dataset
 from mteb.abstasks.retrieval import AbsTaskRetrieval
 from mteb.abstasks.task_metadata import TaskMetadata
 
-from st_search_r3.data.build import data_dir
 from st_search_r3.data.demo import DEMO_DIR
 from st_search_r3.data.retrieval_split import RetrievalSplit
+from st_search_r3.data.sources import SOURCES, data_dir
 
 
 def task_metadata(name: str, description: str, reference: str, license: str, domains: list[str]) -> TaskMetadata:
@@ -89,97 +89,27 @@ class WordNetDemoRetrieval(LocalRetrievalTask):
         return DEMO_DIR
 
 
-class WordNetRetrieval(LocalRetrievalTask):
+def data_task(source: str) -> type[LocalRetrievalTask]:
+    """The task of a built source, its card from :data:`~st_search_r3.data.sources.SOURCES`."""
+    spec = SOURCES[source]
     metadata = task_metadata(
-        name="SearchR3WordNetRetrieval",
-        description="Reverse dictionary on WordNet 3.0: the query is a definition, the document the synset's "
-        "words, hypernyms and usage examples. Split by synset.",
-        reference="https://wordnet.princeton.edu/",
-        license="https://wordnet.princeton.edu/license-and-commercial-use",
-        domains=["Written"],
+        name=spec["task"],
+        description=spec["description"],
+        reference=spec["reference"],
+        license=spec.get("task_license", "not specified"),
+        domains=spec["domains"],
     )
-
-    source = "wordnet"
-
-
-class DebianRetrieval(LocalRetrievalTask):
-    metadata = task_metadata(
-        name="SearchR3DebianRetrieval",
-        description="Debian 12 package search: the query is a package's one-line summary, the document its "
-        "long description. Split by package, one package per shared first paragraph.",
-        reference="https://www.debian.org/distrib/packages",
-        license="not specified",
-        domains=["Programming", "Written"],
-    )
-
-    source = "debian"
+    name = spec["task"].removeprefix("SearchR3")
+    return type(name, (LocalRetrievalTask,), {"metadata": metadata, "source": source, "__module__": __name__})
 
 
-class PythonCodeRetrieval(LocalRetrievalTask):
-    metadata = task_metadata(
-        name="SearchR3PythonCodeRetrieval",
-        description="Code search in the Python standard library: the query is a function's first docstring "
-        "line, the document its code without the docstring. Split by module.",
-        reference="https://docs.python.org/3/library/",
-        license="https://docs.python.org/3/license.html",
-        domains=["Programming"],
-    )
-
-    source = "pycode"
-
-
-class ManPagesRetrieval(LocalRetrievalTask):
-    metadata = task_metadata(
-        name="SearchR3ManPagesRetrieval",
-        description="Linux man pages (man-pages 6.03, Debian 12): the query is a page's NAME summary without the "
-        "function names, the document its DESCRIPTION section. Split by page, one page per summary.",
-        reference="https://www.kernel.org/doc/man-pages/",
-        license="not specified",
-        domains=["Programming"],
-    )
-
-    source = "manpages"
-
-
-class InfoManualsRetrieval(LocalRetrievalTask):
-    metadata = task_metadata(
-        name="SearchR3InfoManualsRetrieval",
-        description="GNU info manuals shipped by Debian 12 main packages (coreutils, findutils, grep, sed, gzip, "
-        "gnupg, ...): the query is a section's title without its number, the document the section's text. "
-        "Split by section; titles used by more than one section are dropped.",
-        reference="https://www.gnu.org/manual/",
-        license="not specified",
-        domains=["Programming"],
-    )
-
-    source = "infomanuals"
-
-
-class FAQRetrieval(LocalRetrievalTask):
-    metadata = task_metadata(
-        name="SearchR3FAQRetrieval",
-        description="Questions as people ask them: the Perl FAQ (perlfaq1-9) and the Z Shell FAQ, as Debian 12 main "
-        "ships them. The query is a question, the document its answer. Split by question.",
-        reference="https://perldoc.perl.org/perlfaq",
-        license="not specified",
-        domains=["Programming", "Written"],
-    )
-
-    source = "faqs"
-
-
-class VimFAQRetrieval(LocalRetrievalTask):
-    metadata = task_metadata(
-        name="SearchR3VimFAQRetrieval",
-        description="Questions as people ask them, held out of training: the Vim FAQ as Debian 12 main ships it "
-        "(vim-doc). The query is a question, the document its answer. A test split only.",
-        reference="https://vimhelp.org/vim_faq.txt.html",
-        license="not specified",
-        domains=["Programming", "Written"],
-    )
-
-    source = "vimfaq"
-
+WordNetRetrieval = data_task("wordnet")
+DebianRetrieval = data_task("debian")
+PythonCodeRetrieval = data_task("pycode")
+ManPagesRetrieval = data_task("manpages")
+InfoManualsRetrieval = data_task("infomanuals")
+FAQRetrieval = data_task("faqs")
+VimFAQRetrieval = data_task("vimfaq")
 
 TASKS: list[type[LocalRetrievalTask]] = [
     WordNetDemoRetrieval,

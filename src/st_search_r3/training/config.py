@@ -9,8 +9,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from st_search_r3.base_model import DEFAULT_BASE_MODEL
-from st_search_r3.data.build import data_dir
-from st_search_r3.data.sources import HELD_OUT
+from st_search_r3.data.sources import HELD_OUT, data_dir
 
 logger = logging.getLogger(__name__)
 
