@@ -14,31 +14,53 @@ from filelock import FileLock
 
 
 def write_file(path: str | Path, data: bytes | str) -> None:
-    """Writes ``path`` so that it holds either its old content or all of ``data``: a temporary file next
-    to it is written, flushed to disk and renamed over it."""
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    with tempfile.NamedTemporaryFile("wb", dir=path.parent, prefix=f".{path.name}.", delete=False) as handle:
-        handle.write(data.encode() if isinstance(data, str) else data)
-        handle.flush()
-        os.fsync(handle.fileno())
-    os.replace(handle.name, path)
+    """Writes ``path`` so that it holds either its old content or all of ``data`` (see :func:`staged_file`)."""
+    with staged_file(path) as staging:
+        staging.write_bytes(data.encode() if isinstance(data, str) else data)
 
 
 @contextmanager
-def staged_folder(folder: str | Path) -> Iterator[Path]:
-    """Yields an empty staging folder next to ``folder`` to write into; when the block ends without error
-    the staging folder replaces ``folder``, else it is removed.
+def staged_file(path: str | Path) -> Iterator[Path]:
+    """Yields a temporary path next to ``path`` for any writer (``torch.save``, a stream of lines); when the
+    block ends without error the file is flushed to disk and renamed over ``path``, else it is removed, so
+    ``path`` holds either its old content or all of the new."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    handle, name = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.")
+    os.close(handle)
+    staging = Path(name)
+    try:
+        yield staging
+        with open(staging, "rb") as written:
+            os.fsync(written.fileno())
+        os.replace(staging, path)
+    finally:
+        staging.unlink(missing_ok=True)
 
-    Each call stages under a unique name, so two writers never delete each other's work; the last one to
-    finish wins. The old ``folder`` is renamed aside before the new one takes its place and deleted after.
+
+@contextmanager
+def staged_folder(folder: str | Path, replace: bool = True) -> Iterator[Path]:
+    """Yields an empty staging folder next to ``folder`` to write into; when the block ends without error
+    the staging folder takes the place of ``folder``, else it is removed.
+
+    Each call stages under a unique name, so two writers never delete each other's work. With ``replace``
+    the last one to finish wins: the old ``folder`` is renamed aside before the new one takes its place and
+    deleted after. Without it the first one wins: a ``folder`` that exists by then is kept (for work that
+    gives the same result whoever does it, such as converting a checkpoint).
     """
     folder = Path(folder)
     folder.parent.mkdir(parents=True, exist_ok=True)
     staging = Path(tempfile.mkdtemp(prefix=f".{folder.name}.tmp-", dir=folder.parent))
     try:
         yield staging
-        replace_folder(staging, folder)
+        if replace:
+            replace_folder(staging, folder)
+        else:
+            try:
+                os.replace(staging, folder)
+            except OSError as error:
+                if error.errno not in (errno.ENOTEMPTY, errno.EEXIST):
+                    raise
     finally:
         shutil.rmtree(staging, ignore_errors=True)
 

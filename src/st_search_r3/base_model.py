@@ -11,8 +11,9 @@ from __future__ import annotations
 import importlib.metadata
 import logging
 import os
-import tempfile
 from pathlib import Path
+
+from st_search_r3.atomic import staged_folder, write_file
 
 logger = logging.getLogger(__name__)
 
@@ -57,7 +58,8 @@ def resolve_base_model(name_or_path: str = DEFAULT_BASE_MODEL) -> str:
 
 
 def _convert_gguf(gguf_path: Path, target: Path) -> None:
-    """Dequantizes a GGUF checkpoint into a safetensors folder, atomically (temp folder, then rename)."""
+    """Dequantizes a GGUF checkpoint into a safetensors folder, atomically; where another process finished the
+    same conversion first, its folder is kept."""
     from transformers import AutoModelForCausalLM, AutoTokenizer
 
     logger.info("Converting %s to safetensors in %s (once, ~20 s)", gguf_path.name, target)
@@ -69,16 +71,9 @@ def _convert_gguf(gguf_path: Path, target: Path) -> None:
     model.config.quantization_config = None
     if hasattr(model.config, "quantization_config"):
         del model.config.quantization_config
-    with tempfile.TemporaryDirectory(dir=target.parent) as tmp:
-        staging = Path(tmp) / "model"
+    with staged_folder(target, replace=False) as staging:
         model.save_pretrained(staging)
         tokenizer.save_pretrained(staging)
-        try:
-            staging.rename(target)
-        except OSError:
-            # Another process finished the same conversion first; its folder is as good as ours.
-            if not (target / "config.json").is_file():
-                raise
 
 
 def packaged_base_shape() -> dict[str, int]:
@@ -108,8 +103,5 @@ def packaged_base_shape() -> dict[str, int]:
         "hidden_size": hidden_size,
         "vocab_size": vocab_size,
     }
-    cache.parent.mkdir(parents=True, exist_ok=True)
-    with tempfile.NamedTemporaryFile("w", dir=cache.parent, delete=False, suffix=".tmp") as handle:
-        json.dump({"key": key, "shape": shape}, handle)
-    os.replace(handle.name, cache)
+    write_file(cache, json.dumps({"key": key, "shape": shape}))
     return shape

@@ -12,9 +12,9 @@ import argparse
 import hashlib
 import json
 import logging
-import shutil
 from pathlib import Path
 
+from st_search_r3.atomic import staged_folder, write_file
 from st_search_r3.data import debian, faqs, infomanuals, manpages, pycode, wordnet
 from st_search_r3.data.beir import save_beir
 from st_search_r3.data.mining import mine_hard_negatives
@@ -38,49 +38,47 @@ TRAIN_QUERIES, TRAIN_DOCUMENTS = 10_000, 20_000
 
 
 def build_source(name: str, out: Path, seed: int, guide) -> dict:
-    """Builds one source into ``out/name`` (written to a temporary folder, then renamed into place)."""
+    """Builds one source into ``out/name``: written to a staging folder that takes its place when complete, so
+    a build that fails or is killed midway leaves the old data as it was (:mod:`st_search_r3.atomic`)."""
     spec = SOURCES[name]
     splits = BUILDERS[name](seed)
-    staging = out / f".{name}.tmp"
-    shutil.rmtree(staging, ignore_errors=True)
     counts = {}
     # A held-out source is a test task only: no dev split to choose settings on, nothing to train on.
     held_out = name in HELD_OUT
-    for split_name, (num_queries, num_documents) in EVAL_SIZES.items():
-        if held_out and split_name != "test":
-            continue
-        sample = splits[split_name].sample(num_queries, num_documents, seed)
-        sample.save(staging / split_name)
-        counts[split_name] = {"queries": len(sample.queries), "documents": len(sample.corpus)}
-    if not held_out:
-        train = splits["train"].sample(TRAIN_QUERIES, TRAIN_DOCUMENTS, seed)
-        train.save(staging / "train")
-        counts["train"] = {"queries": len(train.queries), "documents": len(train.corpus)}
-        triplets = mine_hard_negatives(train, guide, seed=seed)
-        triplets.save_to_disk(str(staging / "train_triplets"))
-        counts["train_triplets"] = len(triplets)
-    export_beir(staging)
-    manifest = {
-        "name": name,
-        "source": spec["source"],
-        "license": spec["license"],
-        "seed": seed,
-        "available": {split: len(splits[split].queries) for split in splits},
-        "counts": counts,
-        **(
-            {"held_out": "test split only, never trained on"}
-            if held_out
-            else {"hard_negatives": "all-MiniLM-L6-v2 (128 tokens), top 30, score < 0.95 x positive's"}
-        ),
-        "files": {
-            str(path.relative_to(staging)): hashlib.sha256(path.read_bytes()).hexdigest()
-            for path in sorted(staging.rglob("*"))
-            if path.is_file()
-        },
-    }
-    (staging / "manifest.json").write_text(json.dumps(manifest, indent=2))
-    shutil.rmtree(out / name, ignore_errors=True)
-    staging.rename(out / name)
+    with staged_folder(out / name) as staging:
+        for split_name, (num_queries, num_documents) in EVAL_SIZES.items():
+            if held_out and split_name != "test":
+                continue
+            sample = splits[split_name].sample(num_queries, num_documents, seed)
+            sample.save(staging / split_name)
+            counts[split_name] = {"queries": len(sample.queries), "documents": len(sample.corpus)}
+        if not held_out:
+            train = splits["train"].sample(TRAIN_QUERIES, TRAIN_DOCUMENTS, seed)
+            train.save(staging / "train")
+            counts["train"] = {"queries": len(train.queries), "documents": len(train.corpus)}
+            triplets = mine_hard_negatives(train, guide, seed=seed)
+            triplets.save_to_disk(str(staging / "train_triplets"))
+            counts["train_triplets"] = len(triplets)
+        export_beir(staging)
+        manifest = {
+            "name": name,
+            "source": spec["source"],
+            "license": spec["license"],
+            "seed": seed,
+            "available": {split: len(splits[split].queries) for split in splits},
+            "counts": counts,
+            **(
+                {"held_out": "test split only, never trained on"}
+                if held_out
+                else {"hard_negatives": "all-MiniLM-L6-v2 (128 tokens), top 30, score < 0.95 x positive's"}
+            ),
+            "files": {
+                str(path.relative_to(staging)): hashlib.sha256(path.read_bytes()).hexdigest()
+                for path in sorted(staging.rglob("*"))
+                if path.is_file()
+            },
+        }
+        write_file(staging / "manifest.json", json.dumps(manifest, indent=2))
     return manifest
 
 

@@ -4,11 +4,11 @@ from __future__ import annotations
 
 import hashlib
 import json
-import os
 import random
-import tempfile
 from dataclasses import dataclass, field
 from pathlib import Path
+
+from st_search_r3.atomic import staged_file
 
 SPLITS = ("train", "dev", "test")
 
@@ -37,7 +37,7 @@ class RetrievalSplit:
         self.groups[query_id] = group
 
     def save(self, folder: str | Path) -> None:
-        """Writes the three files; each is written to a temporary name and renamed into place."""
+        """Writes the three files, each whole or not at all (:func:`st_search_r3.atomic.staged_file`)."""
         folder = Path(folder)
         folder.mkdir(parents=True, exist_ok=True)
         _write_jsonl(folder / "corpus.jsonl", ({"id": i, "text": t} for i, t in self.corpus.items()))
@@ -94,10 +94,9 @@ def assign_split(group: str, seed: int, dev_fraction: float, test_fraction: floa
 
 
 def _write_jsonl(path: Path, rows) -> None:
-    with tempfile.NamedTemporaryFile("w", dir=path.parent, delete=False, encoding="utf-8", suffix=".tmp") as handle:
+    with staged_file(path) as staging, open(staging, "w", encoding="utf-8") as handle:
         for row in rows:
             handle.write(json.dumps(row, ensure_ascii=False) + "\n")
-    os.replace(handle.name, path)
 
 
 def _read_jsonl(path: Path):

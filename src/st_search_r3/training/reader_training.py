@@ -27,7 +27,7 @@ import torch
 import torch.nn.functional as F
 from tqdm.auto import tqdm
 
-from st_search_r3.atomic import staged_folder, write_file
+from st_search_r3.atomic import staged_file, staged_folder, write_file
 from st_search_r3.data.retrieval_split import RetrievalSplit
 from st_search_r3.embedding import fuse
 from st_search_r3.module import SearchR3
@@ -72,9 +72,8 @@ def first_pass_examples(model, config: SearchR3ReaderConfig) -> dict:
         directs.append(direct)
         offset += len(texts)
     result = {"examples": examples, "documents": torch.cat(documents), "direct": torch.cat(directs)}
-    cache.parent.mkdir(parents=True, exist_ok=True)
-    torch.save(result, cache.with_suffix(".tmp"))
-    cache.with_suffix(".tmp").replace(cache)
+    with staged_file(cache) as staging:
+        torch.save(result, staging)
     return result
 
 

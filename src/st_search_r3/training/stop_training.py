@@ -36,7 +36,7 @@ import torch
 import torch.nn.functional as F
 from tqdm.auto import tqdm
 
-from st_search_r3.atomic import staged_folder, write_file
+from st_search_r3.atomic import staged_file, staged_folder, write_file
 from st_search_r3.data.retrieval_split import RetrievalSplit
 from st_search_r3.embedding import final_hidden_states, left_pad
 from st_search_r3.module import SearchR3
@@ -204,10 +204,8 @@ def source_examples(model, config: SearchR3StopConfig, source: str) -> list[Stop
     examples = stop_examples(
         model[0], [split.queries[q] for q in query_ids], documents, relevant, config.sentences, config.token_cost
     )
-    cache.parent.mkdir(parents=True, exist_ok=True)
-    tmp = cache.with_suffix(".tmp")
-    torch.save([asdict(e) for e in examples], tmp)
-    tmp.replace(cache)
+    with staged_file(cache) as staging:
+        torch.save([asdict(e) for e in examples], staging)
     return examples
 
 
