@@ -25,12 +25,12 @@ def worker(documents: int, refresh: int, vectors_out: Path) -> None:
     """One rank: build the index, refresh it once, report the times; the main rank saves the vectors."""
     import numpy as np
     import torch.distributed as dist
+    from accelerate import PartialState
     from sentence_transformers import SentenceTransformer
 
     from st_search_r3.data.demo import demo_split
     from st_search_r3.install import install
     from st_search_r3.training.corpus_index import CorpusIndex
-    from st_search_r3.training.distributed import world
 
     if "RANK" in os.environ:
         dist.init_process_group("gloo")
@@ -44,7 +44,8 @@ def worker(documents: int, refresh: int, vectors_out: Path) -> None:
     start = time.perf_counter()
     index.refresh(step=1)
     refreshed = time.perf_counter() - start
-    rank, size = world()
+    state = PartialState()
+    rank, size = state.process_index, state.num_processes
     if rank == 0:
         np.save(vectors_out, index.vectors)
         print(json.dumps({"processes": size, "build_s": built, "refresh_s": refreshed}))

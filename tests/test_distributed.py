@@ -12,7 +12,7 @@ import pytest
 from sentence_transformers import SentenceTransformer
 
 from st_search_r3 import SearchR3
-from st_search_r3.training.distributed import all_gather, digest, from_main, world
+from st_search_r3.training.checkpoints import digest
 from tests.conftest import ROOT
 
 
@@ -25,8 +25,7 @@ def torchrun(script: str, config: str, *arguments) -> subprocess.CompletedProces
     return subprocess.run([*command, *map(str, arguments)], capture_output=True, text=True, cwd=ROOT, env=env)
 
 
-def test_one_process_collectives_are_the_identity():
-    assert world() == (0, 1) and all_gather({"a": 1}) == [{"a": 1}] and from_main(3) == 3
+def test_digest_tells_arrays_apart():
     assert digest(np.zeros(3)) == digest(np.zeros(3)) != digest(np.ones(3))
 
 

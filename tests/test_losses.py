@@ -26,6 +26,11 @@ def batch(model, texts, reasoning=True):
     ]
 
 
+def total(terms: dict[str, torch.Tensor]) -> torch.Tensor:
+    """What sentence-transformers' trainer optimises: the sum of the loss's weighted terms."""
+    return sum(terms.values())
+
+
 def only(model, term: str, **kwargs) -> SearchR3Loss:
     weights = {f"{name}_weight": 0.0 for name in ("infonce", "triplet", "lm", "kl", "format", "distill")}
     weights[f"{term}_weight"] = 1.0
@@ -74,7 +79,7 @@ def full_logits(llm, column) -> torch.Tensor:
 def test_lm_term_is_the_mean_cross_entropy_of_the_answer(model, texts):
     features = batch(model, texts)
     loss = only(model, "lm")
-    value = loss(features, None)
+    value = total(loss(features, None))
     llm = model[0].auto_model
     per_sequence = []
     with torch.no_grad():
@@ -89,7 +94,7 @@ def test_lm_term_is_the_mean_cross_entropy_of_the_answer(model, texts):
 
 def test_format_term_is_the_cross_entropy_of_the_embed_token_where_the_answer_ends(model, texts):
     features = batch(model, texts)
-    value = only(model, "format")(features, None)
+    value = total(only(model, "format")(features, None))
     llm, embed = model[0].auto_model, model[0].embed_token_id
     losses = []
     with torch.no_grad():
@@ -105,11 +110,11 @@ def test_format_term_is_the_cross_entropy_of_the_embed_token_where_the_answer_en
 def test_kl_is_zero_against_itself_and_positive_after_an_update(model, texts):
     features = batch(model, texts)
     loss = only(model, "kl")
-    assert loss(features, None).item() == pytest.approx(0.0, abs=1e-6)
+    assert total(loss(features, None)).item() == pytest.approx(0.0, abs=1e-6)
     with torch.no_grad():
         for parameter in model[0].auto_model.model.layers[0].mlp.parameters():
             parameter.add_(0.05 * torch.randn_like(parameter))
-    value = loss(features, None)
+    value = total(loss(features, None))
     assert value.item() > 1e-4
     value.backward()
     assert model[0].auto_model.model.layers[0].mlp.up_proj.weight.grad.abs().sum() > 0
@@ -123,12 +128,12 @@ def test_kl_uses_disabled_adapters_as_the_base(model, texts):
     loss = only(model, "kl")
     assert loss.reference is None, "no frozen copy when adapters can be switched off"
     features = batch(model, texts)
-    assert loss(features, None).item() == pytest.approx(0.0, abs=1e-6)  # LoRA B starts at zero
+    assert total(loss(features, None)).item() == pytest.approx(0.0, abs=1e-6)  # LoRA B starts at zero
     with torch.no_grad():
         for name, parameter in module.auto_model.named_parameters():
             if "lora_B" in name:
                 parameter.add_(0.1)
-    assert loss(features, None).item() > 1e-4
+    assert total(loss(features, None)).item() > 1e-4
 
 
 def test_zero_weight_terms_cost_nothing(model, texts, monkeypatch):
@@ -157,7 +162,7 @@ def test_fused_anchors_are_trained_as_inference_embeds_them(tiny_llm, texts):
         module.matmul_precision = "float32"
         inferred = model.encode_query([(q, "a short thought") for q in texts["queries"][:4]], convert_to_tensor=True)
     torch.testing.assert_close(trained.detach(), inferred, rtol=1e-4, atol=1e-5)
-    loss(features, None).backward()
+    total(loss(features, None)).backward()
     row = module.auto_model.get_input_embeddings().weight
     assert row.grad is not None and row.grad.abs().sum() > 0
 
@@ -196,7 +201,39 @@ def test_distill_term_trains_through_the_model(model, texts):
     features = batch(model, texts)
     torch.manual_seed(0)
     labels = F.normalize(torch.randn(4, 3, 8), dim=-1).flatten(1)
-    value = loss(features, labels)
-    assert torch.isfinite(value) and value.item() > 0 and set(loss.last_terms) == {"distill"}
+    terms = loss(features, labels)
+    assert set(terms) == {"loss/distill"}, "only the terms whose weight is not 0"
+    value = total(terms)
+    assert torch.isfinite(value) and value.item() > 0
     value.backward()
     assert any(p.grad is not None and p.grad.abs().sum() > 0 for p in model.parameters() if p.requires_grad)
+
+
+def test_terms_are_weighted_and_the_trainer_logs_each(model, texts, tmp_path):
+    from datasets import Dataset
+    from sentence_transformers import SentenceTransformerTrainer, SentenceTransformerTrainingArguments
+
+    from st_search_r3.training.sft_data import ROUTES
+
+    features = batch(model, texts)
+    unweighted = SearchR3Loss(model, lm_weight=1.0, kl_weight=0)(features, None)
+    weighted = SearchR3Loss(model, infonce_weight=2.0, lm_weight=0.5, kl_weight=0)(features, None)
+    assert set(weighted) == {"loss/infonce", "loss/triplet", "loss/lm"}
+    assert weighted["loss/infonce"].item() == pytest.approx(2 * unweighted["loss/infonce"].item(), rel=1e-5)
+    assert weighted["loss/lm"].item() == pytest.approx(0.5 * unweighted["loss/lm"].item(), rel=1e-5)
+
+    dataset = Dataset.from_dict(
+        {"anchor": texts["queries"][:4], "positive": texts["documents"][:4], "negative": texts["documents"][2:6]}
+    )
+    args = SentenceTransformerTrainingArguments(
+        output_dir=str(tmp_path), max_steps=2, per_device_train_batch_size=2, logging_steps=1, report_to=[],
+        save_strategy="no", use_cpu=True,
+    )  # fmt: skip
+    args.router_mapping = ROUTES["direct"]  # anchors without reasoning, as train/sft.py routes them
+    loss = SearchR3Loss(model, lm_weight=0.1, kl_weight=0)
+    trainer = SentenceTransformerTrainer(model=model, args=args, train_dataset=dataset, loss=loss)
+    trainer.train()
+    rows = [row for row in trainer.state.log_history if "loss" in row]
+    assert len(rows) == 2 and all({"loss/infonce", "loss/triplet", "loss/lm"} <= set(row) for row in rows)
+    for row in rows:  # the logged loss is the sum of the logged terms
+        assert row["loss"] == pytest.approx(row["loss/infonce"] + row["loss/triplet"] + row["loss/lm"], abs=2e-3)

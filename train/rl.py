@@ -6,15 +6,15 @@ python train/rl.py [--config train/configs/rl.yaml] [--any_field value ...] [--r
 import logging
 from pathlib import Path
 
+from accelerate.utils import gather_object
 from peft import LoraConfig
 from sentence_transformers import SentenceTransformer
 from trl import GRPOConfig
 
 from st_search_r3.install import resolve_model
 from st_search_r3.training.callbacks import CheckpointEveryMinutes, CurvesCallback, DevEvaluationCallback
-from st_search_r3.training.checkpoints import resume_checkpoint, train_and_save
+from st_search_r3.training.checkpoints import digest, resume_checkpoint, train_and_save
 from st_search_r3.training.config import SearchR3RLConfig, parse_config
-from st_search_r3.training.distributed import all_gather, digest
 from st_search_r3.training.evaluation import dev_evaluator
 from st_search_r3.training.grpo_trainer import CORPUS_INDEX_DIR, SearchR3GRPOTrainer
 from st_search_r3.training.rl_data import build_corpus_index, load_rl_data
@@ -53,7 +53,7 @@ def main() -> None:
     record = {"grpo_arguments": args.to_dict()}
 
     def corpus_per_rank() -> dict:  # the cached corpus must be the same on every process
-        return {"corpus_sha256_per_rank": all_gather(digest(corpus_index.vectors))}
+        return {"corpus_sha256_per_rank": gather_object([digest(corpus_index.vectors)])}
 
     train_and_save(trainer, model, config, args, checkpoint, record, unit="completions", after_training=corpus_per_rank)
 

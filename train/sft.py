@@ -9,7 +9,7 @@ from pathlib import Path
 from accelerate import PartialState
 from sentence_transformers import SentenceTransformerTrainer, SentenceTransformerTrainingArguments
 
-from st_search_r3.training.callbacks import CheckpointEveryMinutes, CurvesCallback, LossTermsCallback
+from st_search_r3.training.callbacks import CheckpointEveryMinutes, CurvesCallback
 from st_search_r3.training.checkpoints import resume_checkpoint, train_and_save
 from st_search_r3.training.config import SearchR3SFTConfig, parse_config
 from st_search_r3.training.evaluation import dev_evaluator
@@ -48,7 +48,6 @@ def main() -> None:
         evaluator=dev_evaluator(config, config.eval_queries),
         callbacks=[
             CheckpointEveryMinutes(config.checkpoint_minutes),
-            LossTermsCallback(loss),
             CurvesCallback(args.output_dir),
         ],
     )

@@ -1,4 +1,4 @@
-"""Trainer callbacks both stages use: checkpoints by the clock, curves, per-term losses, dev evaluation."""
+"""Trainer callbacks both stages use: checkpoints by the clock, curves, dev evaluation."""
 
 from __future__ import annotations
 
@@ -8,9 +8,8 @@ import statistics
 import time
 from pathlib import Path
 
+from accelerate.utils import broadcast_object_list
 from transformers import TrainerCallback
-
-from st_search_r3.training.distributed import from_main
 
 logger = logging.getLogger(__name__)
 
@@ -24,7 +23,7 @@ class CheckpointEveryMinutes(TrainerCallback):
         self.last = time.monotonic()
 
     def on_step_end(self, args, state, control, **kwargs):
-        if from_main(time.monotonic() - self.last >= self.seconds):
+        if broadcast_object_list([time.monotonic() - self.last >= self.seconds])[0]:
             control.should_save = True
         return control
 
@@ -70,34 +69,6 @@ class RunSegments(TrainerCallback):
         if state.is_world_process_zero and folder.is_dir():
             (folder / self.file_name).write_text(json.dumps(self.segments(state.global_step), indent=2))
         return control
-
-
-class LossTermsCallback(TrainerCallback):
-    """Adds the stage-1 loss's terms (InfoNCE, triplet, LM, KL), averaged since the last log, to each log line
-    as ``loss/<term>``. Put it before :class:`CurvesCallback` so the curves see them too.
-
-    Args:
-        loss: A :class:`~st_search_r3.training.losses.SearchR3Loss`; it keeps ``last_terms`` of every batch.
-    """
-
-    def __init__(self, loss) -> None:
-        self.loss = loss
-        self.sums: dict[str, float] = {}
-        self.count = 0
-
-    def on_step_end(self, args, state, control, **kwargs):
-        for name, value in getattr(self.loss, "last_terms", {}).items():
-            self.sums[name] = self.sums.get(name, 0.0) + value
-        self.count += 1
-
-    def on_log(self, args, state, control, logs=None, **kwargs):
-        if logs is None or "loss" not in logs or not self.count:
-            return
-        terms = {f"loss/{name}": round(total / self.count, 4) for name, total in self.sums.items()}
-        logs.update(terms)
-        if state.log_history and state.log_history[-1].get("step") == state.global_step:
-            state.log_history[-1].update(terms)
-        self.sums, self.count = {}, 0
 
 
 class CurvesCallback(TrainerCallback):

@@ -16,9 +16,10 @@ from pathlib import Path
 
 import faiss
 import numpy as np
+from accelerate import PartialState
+from accelerate.utils import gather_object
 
 from st_search_r3.atomic import staged_folder
-from st_search_r3.training.distributed import all_gather, world
 
 logger = logging.getLogger(__name__)
 
@@ -68,7 +69,8 @@ class CorpusIndex:
     def _encode(self, positions: np.ndarray) -> np.ndarray:
         """Vectors of the documents at ``positions``. With several processes each encodes every ``world size``-th
         of them and all gather the rest, so that every rank holds the same vectors for a share of the work."""
-        rank, size = world()
+        state = PartialState()
+        rank, size = state.process_index, state.num_processes
         mine = positions[rank::size]
         vectors = [
             np.asarray(self.encode([self.texts[i] for i in mine[start : start + self.batch_size]]), np.float32)
@@ -77,7 +79,7 @@ class CorpusIndex:
         vectors = np.concatenate(vectors) if vectors else None
         if size == 1:
             return vectors if vectors is not None else np.zeros((0, self.vectors.shape[1]), np.float32)
-        parts = [(rows, part) for rows, part in all_gather((mine, vectors)) if part is not None]
+        parts = [(rows, part) for rows, part in gather_object([(mine, vectors)]) if part is not None]
         gathered = np.zeros((len(positions), parts[0][1].shape[1]), np.float32)
         order = {int(position): i for i, position in enumerate(positions)}
         for rows, part in parts:
@@ -123,7 +125,7 @@ class CorpusIndex:
             return {}
         self.last_step = step
         # Every rank refreshes what any rank's queries touched, so the index stays the same everywhere.
-        touched_ids = sorted({int(doc) for ids in all_gather([int(doc) for doc in touched_ids]) for doc in ids})
+        touched_ids = sorted({int(doc) for ids in gather_object([[int(doc) for doc in touched_ids]]) for doc in ids})
         unknown = [doc for doc in touched_ids if int(doc) not in self.position]
         if unknown:
             raise KeyError(f"Documents not in the corpus: {unknown[:5]}")

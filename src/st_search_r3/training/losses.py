@@ -36,8 +36,10 @@ class SearchR3Loss(nn.Module):
       column, concatenated; :func:`~st_search_r3.training.distillation.add_teacher_embeddings`) at
       ``teacher_temperature``. It passes on how the teacher ranks the negatives, not only which is right.
 
-    The total is the weighted sum. A term whose weight is 0 is not computed (no LM head, no base pass).
-    LM, KL and format are means over the sequences.
+    The loss returns each weighted term as ``{"loss/<term>": value}``; sentence-transformers' trainer sums
+    them into the loss it optimises and logs each (averaged since the last log, gathered over processes). A
+    term whose weight is 0 is not computed (no LM head, no base pass). LM, KL and format are means over the
+    sequences.
 
     Args:
         model: The SentenceTransformer whose first module is a :class:`~st_search_r3.SearchR3`.
@@ -155,7 +157,8 @@ class SearchR3Loss(nn.Module):
             hidden = shared_prefix_hidden_states(base, features["input_ids"], features["attention_mask"], prefix_length)
             return base.get_output_embeddings()(hidden[:, :-1][targets_mask]).float()
 
-    def combine(self, terms: dict[str, Tensor]) -> Tensor:
+    def weighted(self, terms: dict[str, Tensor]) -> dict[str, Tensor]:
+        """``{"loss/<term>": weight * value}`` for the terms whose weight is not 0."""
         weights = {
             "infonce": self.infonce_weight,
             "triplet": self.triplet_weight,
@@ -164,11 +167,11 @@ class SearchR3Loss(nn.Module):
             "format": self.format_weight,
             "distill": self.distill_weight,
         }
-        return sum(weights[name] * value for name, value in terms.items())
+        return {f"loss/{name}": weights[name] * value for name, value in terms.items() if weights[name]}
 
     # ----------------------------------------------------------------------------------- forward
 
-    def forward(self, sentence_features: list[dict[str, Tensor]], labels: Tensor | None = None) -> Tensor:
+    def forward(self, sentence_features: list[dict[str, Tensor]], labels: Tensor | None = None) -> dict[str, Tensor]:
         sentence_features = list(sentence_features)
         if len(sentence_features) < 2:
             raise ValueError(f"Expected (anchor, positive, negatives...) columns, got {len(sentence_features)}")
@@ -182,10 +185,10 @@ class SearchR3Loss(nn.Module):
         for name in ("lm", "kl", "format"):
             if any(name in sums for _, sums, _ in encoded):
                 terms[name] = sum(sums[name] for _, sums, _ in encoded) / answer_rows
-        self.last_terms = {name: float(value.detach()) for name, value in terms.items()}
+        terms = self.weighted(terms)
         if not terms:
             raise ValueError("Every loss weight is 0: nothing to train")
-        return self.combine(terms)
+        return terms
 
     def get_config_dict(self) -> dict[str, Any]:
         return {
