@@ -237,3 +237,66 @@ def test_terms_are_weighted_and_the_trainer_logs_each(model, texts, tmp_path):
     assert len(rows) == 2 and all({"loss/infonce", "loss/triplet", "loss/lm"} <= set(row) for row in rows)
     for row in rows:  # the logged loss is the sum of the logged terms
         assert row["loss"] == pytest.approx(row["loss/infonce"] + row["loss/triplet"] + row["loss/lm"], abs=2e-3)
+
+
+GATHER_WORKER = """
+import json, sys
+import torch, torch.distributed as dist, torch.nn.functional as F
+from sentence_transformers import SentenceTransformer
+from st_search_r3 import SearchR3
+from st_search_r3.training.losses import SearchR3Loss
+
+dist.init_process_group("gloo")
+rank, world = dist.get_rank(), dist.get_world_size()
+model = SentenceTransformer(modules=[SearchR3(sys.argv[1], max_reasoning_tokens=8, max_seq_length=192)])
+torch.manual_seed(0)  # the same global batch on every rank: 8 anchors, their positives, one hard negative each
+columns = [F.normalize(torch.randn(8, 16, dtype=torch.float64), dim=-1) for _ in range(3)]
+mine = [column[rank * 4 : (rank + 1) * 4].clone().requires_grad_() for column in columns]
+loss = SearchR3Loss(model, temperature=0.1, distill_weight=1.0, gather_across_devices=True)
+teacher = torch.cat([F.normalize(c[rank * 4 : (rank + 1) * 4] + 0.3, dim=-1) for c in columns], dim=1)
+terms = {"infonce": loss.contrastive(mine)["infonce"], "distill": loss.distill(mine, teacher)}
+result = {}
+for name, value in terms.items():
+    grads = torch.autograd.grad(value, mine)
+    # DistributedDataParallel averages gradients over ranks: the global loss is the mean of the ranks' losses.
+    values = [torch.zeros(()) for _ in range(world)]
+    dist.all_gather(values, value.detach().float())
+    gathered = [[torch.zeros_like(g) for _ in range(world)] for g in grads]
+    for g, out in zip(grads, gathered):
+        dist.all_gather(out, g / world)
+    result[name] = {"value": float(sum(values) / world), "grads": [torch.cat(out).tolist() for out in gathered]}
+if rank == 0:
+    open(sys.argv[2], "w").write(json.dumps(result))
+dist.destroy_process_group()
+"""
+
+
+def test_gathered_infonce_on_two_processes_equals_one_process_on_the_whole_batch(model, tiny_llm, tmp_path):
+    """torchrun --nproc_per_node 2 (gloo): the mean of the ranks' InfoNCE and distill terms, and their gradients
+    as DistributedDataParallel averages them, equal one process's on the concatenated batch."""
+    import json
+    import os
+    import subprocess
+    import sys
+
+    script, output = tmp_path / "worker.py", tmp_path / "result.json"
+    script.write_text(GATHER_WORKER)
+    command = [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node=2", str(script)]
+    env = {**os.environ, "OMP_NUM_THREADS": "1"}
+    result = subprocess.run([*command, tiny_llm, str(output)], capture_output=True, text=True, env=env, timeout=300)
+    assert result.returncode == 0, result.stderr[-3000:]
+    gathered = json.loads(output.read_text())
+
+    torch.manual_seed(0)
+    columns = [F.normalize(torch.randn(8, 16, dtype=torch.float64), dim=-1).requires_grad_() for _ in range(3)]
+    loss = SearchR3Loss(model, temperature=0.1, distill_weight=1.0, gather_across_devices=True)
+    teacher = torch.cat([F.normalize(c.detach() + 0.3, dim=-1) for c in columns], dim=1)
+    one_process = {"infonce": loss.contrastive(columns)["infonce"], "distill": loss.distill(columns, teacher)}
+    for name, value in one_process.items():
+        grads = torch.autograd.grad(value, columns)
+        assert gathered[name]["value"] == pytest.approx(value.item(), rel=1e-6)
+        for theirs, ours in zip(gathered[name]["grads"], grads):
+            torch.testing.assert_close(torch.tensor(theirs, dtype=torch.float64), ours, rtol=1e-9, atol=1e-12)
+    # Without gathering each rank would contrast against its own 4 rows only: a different loss.
+    local = SearchR3Loss(model, temperature=0.1).contrastive([c[:4] for c in columns])["infonce"]
+    assert abs(local.item() - one_process["infonce"].item()) > 1e-3

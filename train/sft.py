@@ -38,6 +38,7 @@ def main() -> None:
         format_weight=config.format_weight,
         distill_weight=config.distill_weight,
         teacher_temperature=config.teacher_temperature,
+        gather_across_devices=config.gather_across_devices,
     )
     args.router_mapping = {name: ROUTES[name] for name in train_dataset}
     trainer = SentenceTransformerTrainer(

@@ -143,6 +143,13 @@ class SearchR3SFTConfig(SearchR3TrainingConfig):
         default=0.0, metadata={"help": "weight of KL(teacher || model) over each anchor's candidates (0: off)"}
     )
     teacher_temperature: float = field(default=0.05, metadata={"help": "temperature of the teacher's cosines"})
+    gather_across_devices: bool = field(
+        default=True,
+        metadata={
+            "help": "on several processes, InfoNCE (and distill) score each anchor against every process's positives "
+            "and negatives, so N processes train as one N times larger batch; one process: no effect"
+        },
+    )
 
     def __post_init__(self) -> None:
         super().__post_init__()

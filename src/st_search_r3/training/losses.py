@@ -7,7 +7,9 @@ from contextlib import nullcontext
 from typing import Any
 
 import torch
+import torch.distributed as dist
 import torch.nn.functional as F
+from sentence_transformers.util import all_gather
 from torch import Tensor, nn
 
 from st_search_r3.embedding import shared_prefix_hidden_states
@@ -48,6 +50,10 @@ class SearchR3Loss(nn.Module):
         infonce_weight, triplet_weight, lm_weight, kl_weight, format_weight, distill_weight: Weights of the six
             terms.
         teacher_temperature: Temperature of the teacher's cosine similarities in the distill term.
+        gather_across_devices: On several processes (``torchrun``), score each anchor against every process's
+            positives and hard negatives, not only its own batch's, as sentence-transformers'
+            ``MultipleNegativesRankingLoss`` does: 8 processes of batch 16 then train as one batch of 128 would.
+            The triplet term stays per anchor. Without a process group it changes nothing.
     """
 
     def __init__(
@@ -62,6 +68,7 @@ class SearchR3Loss(nn.Module):
         format_weight: float = 0.0,
         distill_weight: float = 0.0,
         teacher_temperature: float = 0.05,
+        gather_across_devices: bool = False,
     ) -> None:
         super().__init__()
         self.model = model
@@ -74,6 +81,7 @@ class SearchR3Loss(nn.Module):
         self.format_weight = format_weight
         self.distill_weight = distill_weight
         self.teacher_temperature = teacher_temperature
+        self.gather_across_devices = gather_across_devices
         llm = model[0].auto_model
         uses_adapters = hasattr(llm, "disable_adapter")
         # Without adapters the base must be a separate frozen copy (taken now, before any update).
@@ -81,19 +89,24 @@ class SearchR3Loss(nn.Module):
 
     # ------------------------------------------------------------------------------- loss terms
 
-    @staticmethod
-    def scores(embeddings: list[Tensor]) -> Tensor:
-        """Cosine of every anchor with every positive and hard negative of the batch, ``(batch, batch * (columns -
-        1))``; anchor ``i``'s positive is at column ``i``."""
-        return embeddings[0] @ torch.cat(embeddings[1:]).T
+    def scores(self, embeddings: list[Tensor], with_grad: bool = True) -> tuple[Tensor, Tensor]:
+        """Cosine of every anchor with every positive and hard negative, ``(batch, candidates)``, and the column
+        of each anchor's positive. The candidates are this batch's, or with ``gather_across_devices`` (and a
+        process group) every process's, in rank order, the gradient flowing back to each process's own rows."""
+        anchors, candidates = embeddings[0], embeddings[1:]
+        offset = 0
+        if self.gather_across_devices and dist.is_available() and dist.is_initialized():
+            candidates = [all_gather(column, with_grad=with_grad) for column in candidates]
+            offset = dist.get_rank() * len(anchors)
+        return anchors @ torch.cat(candidates).T, offset + torch.arange(len(anchors), device=anchors.device)
 
     def contrastive(self, embeddings: list[Tensor]) -> dict[str, Tensor]:
         """InfoNCE and triplet terms from the normalised embeddings of each column."""
         anchors, positives, negatives = embeddings[0], embeddings[1], embeddings[2:]
         terms = {}
         if self.infonce_weight:
-            scores = self.scores(embeddings) / self.temperature
-            terms["infonce"] = F.cross_entropy(scores, torch.arange(len(anchors), device=scores.device))
+            scores, positive = self.scores(embeddings)
+            terms["infonce"] = F.cross_entropy(scores / self.temperature, positive)
         if self.triplet_weight and negatives:
             positive_scores = (anchors * positives).sum(-1, keepdim=True)
             negative_scores = torch.stack([(anchors * n).sum(-1) for n in negatives], dim=1)
@@ -109,8 +122,8 @@ class SearchR3Loss(nn.Module):
                 f"got {shape}: add them with training.distillation.add_teacher_embeddings"
             )
         teacher = labels.float().to(embeddings[0].device).chunk(len(embeddings), dim=1)
-        teacher_log_probs = F.log_softmax(self.scores(list(teacher)) / self.teacher_temperature, dim=-1)
-        log_probs = F.log_softmax(self.scores(embeddings) / self.temperature, dim=-1)
+        teacher_log_probs = F.log_softmax(self.scores(list(teacher), with_grad=False)[0] / self.teacher_temperature, -1)
+        log_probs = F.log_softmax(self.scores(embeddings)[0] / self.temperature, dim=-1)
         return F.kl_div(log_probs, teacher_log_probs, log_target=True, reduction="batchmean")
 
     def search_r3(self):
@@ -201,4 +214,5 @@ class SearchR3Loss(nn.Module):
             "format_weight": self.format_weight,
             "distill_weight": self.distill_weight,
             "teacher_temperature": self.teacher_temperature,
+            "gather_across_devices": self.gather_across_devices,
         }
