@@ -791,4 +791,10 @@ class SearchR3(InputModule):
         config = cls.load_config(model_name_or_path, **hub_kwargs)
         local_path = cls.load_dir_path(model_name_or_path, **hub_kwargs)
         config = {key: value for key, value in config.items() if key in cls.config_keys}
+        # The base LLM of an adapter folder is another repository: it is fetched with the same credentials, cache
+        # and offline setting (its revision is the one the adapter names), as sentence-transformers' Transformer
+        # module passes them to its model.
+        hub = {"token": token, "cache_dir": cache_folder, "local_files_only": local_files_only}
+        model_kwargs = {**hub, **(model_kwargs or {})}
+        processor_kwargs = {**hub, **(processor_kwargs or {})}
         return cls(os.fspath(local_path), model_kwargs=model_kwargs, processor_kwargs=processor_kwargs, **config)
