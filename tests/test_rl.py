@@ -50,18 +50,16 @@ def test_smoke_config_runs_two_grpo_steps_with_the_cached_corpus(tiny_model, tin
     assert json.loads((final / "training_record.json").read_text())["steps"] == 3
 
 
-def test_completion_embeddings_match_encode_query_with_that_reasoning(tiny_model, tmp_path):
+def grpo_trainer(tiny_model, tmp_path, **settings):
     from trl import GRPOConfig
 
     from st_search_r3.training.corpus_index import CorpusIndex
     from st_search_r3.training.grpo_trainer import SearchR3GRPOTrainer
-    from st_search_r3.training.reward import dcg_reward
 
     module = tiny_model[0]
     documents = ["a wild cat", "a sponge", "a small boat"]
     corpus = CorpusIndex([0, 1, 2], documents, lambda texts: tiny_model.encode_document(texts))
-    query = "large feline of the savanna"
-    prompt = [{"role": "system", "content": module.reasoning_prompt}, {"role": "user", "content": query}]
+    prompt = [{"role": "system", "content": module.reasoning_prompt}, {"role": "user", "content": QUERY}]
     args = GRPOConfig(
         output_dir=str(tmp_path),
         num_generations=2,
@@ -71,50 +69,81 @@ def test_completion_embeddings_match_encode_query_with_that_reasoning(tiny_model
         bf16=False,
         gradient_checkpointing=False,
         report_to="none",
+        **settings,
     )
     dataset = Dataset.from_dict({"prompt": [prompt] * 2, "relevant_ids": [[0]] * 2})
-    trainer = SearchR3GRPOTrainer(tiny_model, corpus, args, dataset, ranking_k=3)
+    return SearchR3GRPOTrainer(tiny_model, corpus, args, dataset, ranking_k=3), corpus, prompt
 
-    # TRL renders the chat prompt exactly as the module does for encode_query.
+
+QUERY = "large feline of the savanna"
+
+
+def test_completion_embeddings_match_encode_query_with_that_reasoning(tiny_model, tmp_path):
+    from st_search_r3.training.reward import dcg_reward
+
+    module = tiny_model[0]
+    trainer, corpus, prompt = grpo_trainer(tiny_model, tmp_path)
+    reward = trainer.ranking
+    assert trainer.reward_func_names[0] == "ranking_reward"
+    # The reward embeds from the module's own prompt ids: TRL renders the chat prompt to exactly those, so the
+    # rewards equal those of embedding TRL's own prompt ids (a contract with TRL's tokenization, checked here).
     prompt_ids = trainer._tokenize_prompts([prompt])[0][0]
-    assert list(prompt_ids) == module.query_prompt_ids(query)
+    assert list(prompt_ids) == module.query_prompt_ids(QUERY)
 
     reasoning_ids = module.prompts.encode("big cat, lion")
     completions = [reasoning_ids + [module.embed_token_id], reasoning_ids + [module.tokenizer.eos_token_id]]
-    vectors = trainer.embed_completions([prompt_ids, prompt_ids], completions)
-    expected = tiny_model.encode_query([(query, "big cat, lion")])
+    vectors = reward.embed_completions([QUERY, QUERY], completions)
+    expected = tiny_model.encode_query([(QUERY, "big cat, lion")])
     np.testing.assert_allclose(vectors, np.repeat(expected, 2, axis=0), atol=1e-5)
 
     state = type("State", (), {"global_step": 0})()
-    rewards = trainer.ranking_reward(
-        [None] * 2, list(vectors), [[0], [1]], trainer_state=state, log_metric=lambda *a: None
-    )
+    logged = {}
+    rewards = reward([prompt] * 2, completions, [[0], [1]], trainer_state=state, log_metric=logged.__setitem__)
     # The cache was built on first use; with k = the corpus size every relevant document is ranked.
     _, ranked = corpus.search(vectors, 3)
     assert rewards == [dcg_reward(ranked[0].tolist(), [0], 3), dcg_reward(ranked[1].tolist(), [1], 3)]
-    assert min(rewards) >= 0.5
+    assert min(rewards) >= 0.5 and logged["corpus/rebuilt"] == 1.0
     assert trainer.format_reward(None, completions) == [1.0, 0.0]
 
     # A completion that stops at once takes the direct vector, as reasoning="auto" does; it costs no length.
     module.matmul_precision = "float32"
-    direct = trainer.direct_embeddings([query, query])
-    np.testing.assert_allclose(direct, tiny_model.encode_query([query, query], reasoning=False), atol=1e-5)
+    direct = reward.direct_embeddings([QUERY, QUERY])
+    np.testing.assert_allclose(direct, tiny_model.encode_query([QUERY, QUERY], reasoning=False), atol=1e-5)
     at_once = [[module.embed_token_id], completions[0]]
-    mixed = trainer.embed_completions([prompt_ids, prompt_ids], at_once, direct)
+    mixed = reward.embed_completions([QUERY, QUERY], at_once, direct)
     np.testing.assert_allclose(mixed, np.concatenate([direct[:1], expected]), atol=1e-5)
     assert trainer.length_reward(None, at_once) == [0.0, -len(reasoning_ids) / module.max_reasoning_tokens]
     logged = {}
-    trainer.ranking_reward(
-        None, list(mixed), [[0], [0]], trainer_state=state, log_metric=logged.__setitem__, direct_embedding=list(direct)
-    )
-    gain = np.mean(trainer._ndcg(mixed, [[0], [0]])) - np.mean(trainer._ndcg(direct, [[0], [0]]))
+    reward([prompt] * 2, at_once, [[0], [0]], trainer_state=state, log_metric=logged.__setitem__)
+    gain = np.mean(reward.ndcg(mixed, [[0], [0]])) - np.mean(reward.ndcg(direct, [[0], [0]]))
     assert logged["gain_over_direct"] == pytest.approx(gain)
 
     module.fuse_direct_embedding = True  # rewarded as inference embeds a fused query
-    fused = trainer.embed_completions([prompt_ids, prompt_ids], at_once, direct)
-    np.testing.assert_allclose(fused[1:], tiny_model.encode_query([(query, "big cat, lion")]), atol=1e-5)
+    fused = reward.embed_completions([QUERY, QUERY], at_once, direct)
+    np.testing.assert_allclose(fused[1:], tiny_model.encode_query([(QUERY, "big cat, lion")]), atol=1e-5)
     np.testing.assert_allclose(fused[:1], direct[:1], atol=1e-5)
     module.fuse_direct_embedding = False
+
+
+def test_the_trainer_overrides_no_method_of_trl_or_transformers():
+    from trl import GRPOTrainer
+
+    from st_search_r3.training.grpo_trainer import SearchR3GRPOTrainer
+
+    inherited = {name for klass in GRPOTrainer.__mro__ for name in vars(klass)}
+    assert not inherited & (set(vars(SearchR3GRPOTrainer)) - {"__init__", "__doc__", "__module__", "__qualname__"})
+
+
+def test_a_vllm_configuration_reaches_trls_own_check(tiny_model, tmp_path):
+    """With vLLM absent, use_vllm=True fails in TRL's construction with TRL's message, not in ours."""
+    import importlib.util
+
+    if importlib.util.find_spec("vllm") is not None:
+        trainer, _, _ = grpo_trainer(tiny_model, tmp_path, use_vllm=True, vllm_mode="colocate")
+        assert trainer.use_vllm
+        return
+    with pytest.raises(ImportError, match="vLLM"):
+        grpo_trainer(tiny_model, tmp_path, use_vllm=True, vllm_mode="colocate")
 
 
 def test_without_config_the_scripts_read_their_cpu_default():

@@ -49,7 +49,6 @@ def main() -> None:
         callbacks=[CheckpointEveryMinutes(config.checkpoint_minutes), CurvesCallback(args.output_dir, CURVES), dev],
     )
     dev.trainer = trainer
-    model[0].auto_model = trainer.model  # the PEFT model: the final folder gets the adapter only
     record = {"grpo_arguments": args.to_dict()}
 
     def corpus_per_rank() -> dict:  # the cached corpus must be the same on every process
