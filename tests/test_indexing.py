@@ -89,3 +89,20 @@ def test_the_default_model_id_follows_the_weights_not_the_class(tiny_model, docu
     module.max_seq_length = 100  # a setting that reaches documents
     with pytest.raises(ValueError, match="model"):
         encode_corpus(tiny_model, documents[:3], tmp_path, shard_size=2)
+
+
+def test_two_processes_give_the_vectors_of_one(tiny_model, documents, tmp_path):
+    """sentence-transformers' multi-process pool (one process per device; two CPU processes here) through
+    ``encode_document`` / ``encode_query`` and through ``encode_corpus``'s shards."""
+    one = tiny_model.encode_document(documents)
+    queries = tiny_model.encode_query(documents[:3], reasoning=False)
+    pool = tiny_model.start_multi_process_pool(["cpu", "cpu"])
+    try:
+        np.testing.assert_allclose(tiny_model.encode_document(documents, pool=pool), one, rtol=1e-5, atol=1e-6)
+        np.testing.assert_allclose(
+            tiny_model.encode_query(documents[:3], pool=pool, reasoning=False), queries, rtol=1e-5, atol=1e-6
+        )
+        sharded = encode_corpus(tiny_model, documents, tmp_path, shard_size=4, show_progress_bar=False, pool=pool)
+    finally:
+        tiny_model.stop_multi_process_pool(pool)
+    np.testing.assert_allclose(sharded, one, rtol=1e-5, atol=1e-6)

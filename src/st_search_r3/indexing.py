@@ -60,6 +60,7 @@ def encode_corpus(
     shard_size: int = 1024,
     batch_size: int = 32,
     show_progress_bar: bool = True,
+    pool: dict | None = None,
 ) -> np.ndarray:
     """Document embeddings of ``documents`` (one row each, in order), built shard by shard in ``cache_dir``.
 
@@ -72,6 +73,8 @@ def encode_corpus(
         shard_size: Documents per shard (work lost to an interruption is at most one shard).
         batch_size: Passed to ``encode_document``.
         show_progress_bar: A bar over documents, starting at those already cached.
+        pool: A pool of processes from ``model.start_multi_process_pool(devices)`` (e.g. one per GPU): each
+            shard is split between them, as ``encode_document(..., pool=pool)`` splits its input. Same vectors.
 
     Returns:
         ``float32`` array of shape ``(len(documents), dimension)``.
@@ -111,7 +114,9 @@ def encode_corpus(
             if path.is_file():
                 continue
             shard = documents[start : start + shard_size]
-            vectors = model.encode_document(list(shard), batch_size=batch_size, convert_to_numpy=True)
+            vectors = model.encode_document(
+                list(shard), batch_size=batch_size, convert_to_numpy=True, pool=pool, show_progress_bar=False
+            )
             _save_array(path, np.asarray(vectors, dtype=np.float32))
             bar.update(len(shard))
     return np.concatenate([np.load(path) for path in paths])
