@@ -119,7 +119,7 @@ def prf_search(model, name: str, k: int, beta: float) -> RocchioPRF:
 
 def search_r3_reading(precision: str, max_seq_length: int | None, folder: str | None = None):
     """search-r3 searching with reasoning that reads (the installed default, or ``folder``'s model)."""
-    from st_search_r3.install import resolve_model
+    from st_search_r3.resolving import resolve_model
 
     model = search_r3(False, precision, max_seq_length, resolve_model(folder) if folder else None)
     return SearchR3Reader(model, document_cache(model))

@@ -283,7 +283,7 @@ def main() -> None:
     parser.add_argument("--max-reasoning-tokens", type=int, help="override the model's setting")
     args = parser.parse_args()
 
-    from st_search_r3.install import resolve_model
+    from st_search_r3.resolving import resolve_model
 
     # A training run's adapter folder is merged into its own snapshot, as `st-search-r3 install --weights` does.
     model = SentenceTransformer(resolve_model(args.model or "search-r3"), trust_remote_code=True, device="cpu")

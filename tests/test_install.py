@@ -1,5 +1,6 @@
 from __future__ import annotations
 
+import os
 import subprocess
 import sys
 import time
@@ -7,6 +8,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+import torch
 from huggingface_hub import constants
 from sentence_transformers import SentenceTransformer
 
@@ -111,7 +113,7 @@ def test_a_training_runs_adapter_resolves_to_its_own_snapshot_and_keeps_the_defa
     from peft import LoraConfig, get_peft_model
 
     from st_search_r3 import SearchR3
-    from st_search_r3.install import resolve_model
+    from st_search_r3.resolving import resolve_model
 
     default = install(tiny_llm)
     module = SearchR3(tiny_llm, max_seq_length=256, max_reasoning_tokens=8)
@@ -121,3 +123,29 @@ def test_a_training_runs_adapter_resolves_to_its_own_snapshot_and_keeps_the_defa
     folder = Path(resolve_model(str(tmp_path / "run-final")))
     assert folder != default and (folder / "modules.json").is_file() and not (folder / "adapter_config.json").exists()
     assert (hub_cache / "models--sentence-transformers--search-r3" / "refs" / "main").read_text() == default.name
+
+
+def test_merged_snapshots_of_runs_are_reused_and_bounded(tiny_llm, hub_cache, tmp_path):
+    from peft import LoraConfig, get_peft_model
+
+    from st_search_r3 import SearchR3
+    from st_search_r3.resolving import prune_merged_snapshots, resolve_model
+
+    default = install(tiny_llm)
+    runs = []
+    for seed in range(2):
+        torch.manual_seed(seed)
+        module = SearchR3(tiny_llm, max_seq_length=256, max_reasoning_tokens=8)
+        module.auto_model = get_peft_model(module.auto_model, LoraConfig(r=2, target_modules="all-linear"))
+        module.auto_model.peft_config["default"].base_model_name_or_path = tiny_llm
+        for name, parameter in module.auto_model.named_parameters():
+            if "lora_B" in name:
+                torch.nn.init.normal_(parameter)  # two different adapters
+        SentenceTransformer(modules=[module]).save(str(tmp_path / f"run-{seed}"))
+        runs.append(tmp_path / f"run-{seed}")
+    first, second = (Path(resolve_model(str(run))) for run in runs)
+    assert first != second and Path(resolve_model(str(runs[0]))) == first, "the same adapter reuses its snapshot"
+    os.utime(second, (0, 0))  # resolved longest ago
+    assert prune_merged_snapshots(keep=1) == [second]
+    assert first.is_dir() and default.is_dir() and not second.exists(), "the default is never pruned"
+    assert Path(resolve_model(str(runs[1]))) == second and (second / "modules.json").is_file(), "rebuilt on demand"

@@ -11,7 +11,7 @@ from mteb.models.sentence_transformer_wrapper import SentenceTransformerEncoderW
 import st_search_r3
 from st_search_r3 import install as install_module
 from st_search_r3.data.sources import SOURCES
-from st_search_r3.install import SHIPPED_WEIGHTS
+from st_search_r3.model_card import SHIPPED_WEIGHTS
 from st_search_r3.mteb.model import SEARCH_R3_META
 from st_search_r3.mteb.tasks import WordNetDemoRetrieval
 

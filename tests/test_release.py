@@ -7,7 +7,7 @@ import re
 from pathlib import Path
 
 import st_search_r3
-from st_search_r3.install import SHIPPED_WEIGHTS
+from st_search_r3.model_card import SHIPPED_WEIGHTS
 
 ROOT = Path(__file__).parent.parent
 

@@ -11,7 +11,7 @@ from peft import LoraConfig
 from sentence_transformers import SentenceTransformer
 from trl import GRPOConfig
 
-from st_search_r3.install import resolve_model
+from st_search_r3.resolving import resolve_model
 from st_search_r3.training.callbacks import CheckpointEveryMinutes, CurvesCallback, DevEvaluationCallback
 from st_search_r3.training.checkpoints import digest, resume_checkpoint, train_and_save
 from st_search_r3.training.config import SearchR3RLConfig, parse_config

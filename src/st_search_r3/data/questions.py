@@ -142,9 +142,9 @@ def build(
     """
     from sentence_transformers import SentenceTransformer
 
-    from st_search_r3.install import resolve_model
     from st_search_r3.loading import load_llm
     from st_search_r3.module import SearchR3
+    from st_search_r3.resolving import resolve_model
 
     started = time.time()
     tokenizer, llm, _ = load_llm(writer)

@@ -12,7 +12,8 @@ from mteb.models.model_meta import ModelMeta, ScoringFunction
 from st_search_r3 import __version__
 from st_search_r3.base_model import packaged_base_shape
 from st_search_r3.data.sources import SOURCE_TASKS, SOURCES
-from st_search_r3.install import HUB_ID, MODEL_NAME, READER_NAME, SHIPPED_WEIGHTS, shipped_training_stages
+from st_search_r3.install import HUB_ID, MODEL_NAME, READER_NAME
+from st_search_r3.model_card import SHIPPED_WEIGHTS, shipped_training_stages
 
 SEARCH_R3_CITATION = """@article{search_r3_2025,
   title = {Search-R3: Unifying Reasoning and Embedding in Large Language Models},

@@ -115,7 +115,7 @@ def train_reader(config: SearchR3ReaderConfig) -> Path:
     reader (``reader/``), the read settings and ``reader_record.json``."""
     from sentence_transformers import SentenceTransformer
 
-    from st_search_r3.install import resolve_model
+    from st_search_r3.resolving import resolve_model
 
     torch.manual_seed(config.seed)
     started = time.time()

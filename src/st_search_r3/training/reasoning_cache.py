@@ -20,16 +20,13 @@ from tqdm.auto import tqdm
 logger = logging.getLogger(__name__)
 
 
-def cache_path(root: str | Path, module, generation: str = "greedy") -> Path:
+def cache_path(root: str | Path, module) -> Path:
     """``<root>/reasoning/<digest>.jsonl``: the cache file of what ``module`` reasons. The digest covers every
-    weight of its LLM, the reasoning prompt, the budget, the repetition guards and ``generation`` (a name of
-    how the reasoning is drawn, e.g. sampling settings), so that two models with the same folder name, an
-    edited prompt or other sampling never share a cache."""
+    weight of its LLM, the reasoning prompt, the budget and the repetition guards, so that two models with the
+    same folder name or an edited prompt never share a cache."""
     import torch
 
     digest = hashlib.sha256()
-    if generation != "greedy":
-        digest.update(f"generation={generation}\n".encode())
     for key, value in sorted(module.get_config_dict().items()):
         if key in ("reasoning_prompt", "max_reasoning_tokens", "repetition_penalty", "no_repeat_ngram_size"):
             digest.update(f"{key}={value!r}\n".encode())

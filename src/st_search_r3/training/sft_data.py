@@ -79,7 +79,8 @@ def load_training_set(config: SearchR3SFTConfig, model: SentenceTransformer, see
             desc="cutting documents",
         )
     if config.teacher_model:
-        triplets = add_teacher_embeddings(triplets, load_teacher(config.teacher_model))
+        teacher_cache = config.root() / "teacher"
+        triplets = add_teacher_embeddings(triplets, load_teacher(config.teacher_model), teacher_cache)
     with_reasoning = triplets.select(range(min(config.reasoning_queries, len(triplets))))
     direct = triplets.select(range(len(with_reasoning), len(triplets)))
     if len(with_reasoning):

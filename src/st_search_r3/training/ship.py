@@ -24,7 +24,8 @@ import torch
 from safetensors.torch import load_file, save_file
 
 from st_search_r3.atomic import staged_folder
-from st_search_r3.install import SHIPPED_WEIGHTS, revision
+from st_search_r3.install import revision
+from st_search_r3.model_card import SHIPPED_WEIGHTS
 from st_search_r3.training.lora_stack import stack_lora_adapters
 
 COPIED = [  # besides the adapter

@@ -215,7 +215,7 @@ def train_stop_head(config: SearchR3StopConfig) -> Path:
     and ``stop_record.json``."""
     from sentence_transformers import SentenceTransformer
 
-    from st_search_r3.install import resolve_model
+    from st_search_r3.resolving import resolve_model
 
     started = time.time()
     model = SentenceTransformer(resolve_model(config.model), trust_remote_code=True, device="cpu")
