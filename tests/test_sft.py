@@ -242,3 +242,21 @@ def test_bf16_autocast_is_dropped_only_where_the_cpu_emulates_it(tmp_path, monke
     config.drop_emulated_bf16(args)
     assert args.bf16 is native
     assert args.mixed_precision == ("bf16" if native else "no")
+
+
+def test_own_training_data_drops_what_belongs_to_the_built_sources():
+    from sentence_transformers import SentenceTransformerTrainingArguments
+
+    from st_search_r3.training.config import SearchR3SFTConfig, parse_config
+
+    def parse(*argv):
+        types = (SearchR3SFTConfig, SentenceTransformerTrainingArguments)
+        return parse_config(types, ROOT / "train/configs/sft_all.yaml", "", argv=list(argv))
+
+    recipe, args = parse()
+    assert recipe.data_sha256 and recipe.reasoning_queries == 600 and recipe.eval_task == "wordnet"
+    mine, args = parse("--train_data", "mine.jsonl")
+    assert (mine.data_sha256, mine.reasoning_queries, mine.eval_task) == (None, 0, None)
+    assert args.eval_strategy == "no", "nothing to evaluate unless --eval_data is given"
+    mine, args = parse("--train_data=mine.jsonl", "--eval_data", "my_beir", "--reasoning_queries", "5")
+    assert mine.reasoning_queries == 5 and mine.eval_data == "my_beir" and args.eval_strategy == "steps"

@@ -36,7 +36,8 @@ def main() -> None:
         logger.info("Loaded the corpus cache of %s", checkpoint)
     args.reward_weights = [config.ranking_weight, config.format_weight, config.length_weight]
     evaluator = dev_evaluator(config, config.eval_queries, config.eval_documents, reasoning=True)
-    dev = DevEvaluationCallback(evaluator, model, config.eval_every)
+    dev = DevEvaluationCallback(evaluator, model, config.eval_every) if evaluator is not None else None
+    callbacks = [CheckpointEveryMinutes(config.checkpoint_minutes), CurvesCallback(args.output_dir, CURVES)]
     trainer = SearchR3GRPOTrainer(
         model,
         corpus_index,
@@ -46,9 +47,10 @@ def main() -> None:
         peft_config=LoraConfig(
             r=config.lora_r, lora_alpha=config.lora_alpha, target_modules="all-linear", task_type="CAUSAL_LM"
         ),
-        callbacks=[CheckpointEveryMinutes(config.checkpoint_minutes), CurvesCallback(args.output_dir, CURVES), dev],
+        callbacks=callbacks + ([dev] if dev else []),
     )
-    dev.trainer = trainer
+    if dev is not None:
+        dev.trainer = trainer  # the dev evaluation logs through the trainer
     record = {"grpo_arguments": args.to_dict()}
 
     def corpus_per_rank() -> dict:  # the cached corpus must be the same on every process

@@ -7,6 +7,7 @@ import logging
 import re
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import ClassVar
 
 from st_search_r3.base_model import DEFAULT_BASE_MODEL
 from st_search_r3.data.sources import HELD_OUT, data_dir
@@ -27,7 +28,9 @@ class SearchR3TrainingConfig:
     data_dir: str | None = field(default=None, metadata={"help": "built data (default: $ST_SEARCH_R3_DATA)"})
     lora_r: int = field(default=16, metadata={"help": "LoRA rank (all linear layers)"})
     lora_alpha: int = field(default=32, metadata={"help": "LoRA alpha"})
-    eval_task: str = field(default="wordnet", metadata={"help": "built source whose dev split is evaluated"})
+    eval_task: str | None = field(
+        default="wordnet", metadata={"help": "built source whose dev split is evaluated (None: no dev evaluation)"}
+    )
     eval_data: str | None = field(
         default=None,
         metadata={"help": "a BEIR folder (corpus.jsonl, queries.jsonl, qrels/dev.tsv) evaluated instead of eval_task"},
@@ -163,6 +166,14 @@ class SearchR3SFTConfig(SearchR3TrainingConfig):
         if self.max_train_pairs < 1 or self.reasoning_queries < 0:
             raise ValueError("max_train_pairs must be >= 1 and reasoning_queries >= 0")
 
+    # See parse_config: the default recipe's settings of the built data, undone for --train_data.
+    own_data_settings: ClassVar[dict[str, str]] = {
+        "data_sha256": "null",
+        "reasoning_queries": "0",
+        "eval_task": "null",
+        "eval_strategy": "no",
+    }
+
 
 @dataclass
 class SearchR3RLConfig(SearchR3TrainingConfig):
@@ -186,6 +197,9 @@ class SearchR3RLConfig(SearchR3TrainingConfig):
     )
     eval_documents: int = field(default=500, metadata={"help": "dev documents (relevant ones included)"})
     eval_every: int = field(default=20, metadata={"help": "steps between dev evaluations (0: start and end only)"})
+
+    # See parse_config: the default recipe's settings of the built data, undone for --train_data.
+    own_data_settings: ClassVar[dict[str, str]] = {"eval_task": "null", "eval_strategy": "no"}
 
     def __post_init__(self) -> None:
         super().__post_init__()
@@ -295,13 +309,28 @@ def parse_config(dataclass_types: tuple, default_config: str | Path, description
         usage=f"%(prog)s [--config YAML (default: {default_config})] [--FIELD VALUE ...] [--resume true]",
     )
     if "--config" not in argv and not {"-h", "--help"} & set(argv):
-        argv = ["--config", str(default_config), *argv]
+        argv = ["--config", str(default_config), *argv, *own_data_arguments(dataclass_types[0], argv)]
     parsed = parser.parse_args_and_config(argv)
     if len(parsed) == 1:  # a script without a trainer (train/stop.py)
         return parsed[0]
     config, args = parsed
     drop_emulated_bf16(args)
     return config, args
+
+
+def own_data_arguments(config_type, argv: list[str]) -> list[str]:
+    """What ``--train_data`` implies when the default recipe is read (no ``--config``): the recipe is made on the
+    built sources, so its pin of their files (``data_sha256``), its reasoning targets (``reasoning_queries``: a model
+    trained without them is saved with reasoning off) and its dev evaluation of a built task do not apply to your
+    data; only ``--eval_data`` is evaluated, if given. A setting given on the command line is kept."""
+    given = {argument.split("=", 1)[0] for argument in argv if argument.startswith("--")}
+    if "--train_data" not in given:
+        return []
+    settings = dict(getattr(config_type, "own_data_settings", {}))
+    if "--eval_data" in given:
+        settings.pop("eval_task", None)
+        settings.pop("eval_strategy", None)
+    return [item for name, value in settings.items() if f"--{name}" not in given for item in (f"--{name}", value)]
 
 
 def native_cpu_bf16(cpuinfo: str | Path = "/proc/cpuinfo") -> bool:

@@ -40,10 +40,12 @@ class DevRetrievalEvaluator(InformationRetrievalEvaluator):
 
 def dev_evaluator(
     config, num_queries: int, num_documents: int | None = None, reasoning: bool = False
-) -> DevRetrievalEvaluator:
+) -> DevRetrievalEvaluator | None:
     """The evaluator of ``num_queries`` dev queries among ``num_documents`` documents (all by default), drawn
     with seed 0 so that every evaluation sees the same sample: from ``config.eval_data`` (a BEIR folder's
-    ``qrels/dev.tsv``) if set, else from the built ``config.eval_task``'s dev split."""
+    ``qrels/dev.tsv``) if set, else from the built ``config.eval_task``'s dev split; None when neither is set."""
+    if not config.eval_data and not config.eval_task:
+        return None
     if config.eval_data:
         split, name = load_beir(config.eval_data, "dev"), Path(config.eval_data).name
     else:

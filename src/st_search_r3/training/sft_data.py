@@ -26,6 +26,8 @@ def build_model(config: SearchR3SFTConfig) -> SentenceTransformer:
 
     module = SearchR3(
         config.base_model,
+        # A model trained without reasoning targets embeds queries without reasoning by default.
+        reasoning=config.reasoning_queries > 0,
         max_reasoning_tokens=config.max_reasoning_tokens,
         max_seq_length=config.max_seq_length,
         no_repeat_ngram_size=config.no_repeat_ngram_size,
