@@ -1,5 +1,7 @@
-"""The GPU path end to end on the real default model: encoding (batched == one by one), 5 SFT steps, 2 GRPO steps
-and a save/load round trip on a CUDA device, with timings.
+"""The GPU path end to end on the real default model: encoding (batched == one by one; documents/s, queries/s),
+5 SFT steps (pairs/s, peak memory), 2 GRPO steps with the ranking reward (completions/s, peak memory) and a
+save/load round trip on a CUDA device. In-batch negatives across processes need several GPUs; on one they are
+checked by tests/test_losses.py on 2 CPU processes.
 
     python benchmarks/gpu_smoke.py [--output benchmarks/results/gpu_smoke.json]
     python benchmarks/gpu_smoke.py --device cpu --output /tmp/cpu_smoke.json   # the same path on the CPU (slow)
@@ -103,11 +105,17 @@ def main() -> int:
             "--max_reasoning_tokens", "32", "--reasoning_queries", "0", "--per_device_train_batch_size", "8", *gpu,
         )  # fmt: skip
         final = folder / "sft" / "final"
+        sft = json.loads((final / "training_record.json").read_text())
+        report["sft_pairs_per_s"] = sft["pairs_per_second"]
+        report["sft_peak_gib"] = sft["peak_memory_per_rank"][0]["gib"]
         report["grpo_2_steps_s"] = timed_script(
             "rl.py", "rl_smoke.yaml", "--model", final, "--train_data", beir, "--eval_data", beir,
             "--output_dir", folder / "rl", "--max_steps", "2", "--max_completion_length", "33",
             "--train_queries", "8", "--corpus_size", "100", "--eval_documents", "100", *gpu,
         )  # fmt: skip
+        rl = json.loads((folder / "rl" / "final" / "training_record.json").read_text())
+        report["grpo_completions_per_s"] = rl["completions_per_second"]
+        report["grpo_peak_gib"] = rl["peak_memory_per_rank"][0]["gib"]
         trained = SentenceTransformer(str(final), trust_remote_code=True, device=args.device)
         before = trained.encode_document(documents[:16])
         trained.save(str(folder / "saved"))

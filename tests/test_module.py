@@ -243,9 +243,27 @@ def test_multi_process_pool_matches_single_process(tiny_model, texts):
     pool = tiny_model.start_multi_process_pool(["cpu", "cpu"])
     try:
         pooled = tiny_model.encode_document(texts["documents"], pool=pool, chunk_size=3)
+        queries = tiny_model.encode_query(texts["queries"][:3], pool=pool, reasoning=False)
     finally:
         tiny_model.stop_multi_process_pool(pool)
     assert cosines(pooled, tiny_model.encode_document(texts["documents"])).min() > 0.9999
+    assert cosines(queries, tiny_model.encode_query(texts["queries"][:3], reasoning=False)).min() > 0.9999
+
+
+def test_forward_names_its_path(tiny_model, texts):
+    module = tiny_model[0]
+    query, document = texts["queries"][0], texts["documents"][0]
+    cases = [
+        (module.preprocess([document], task="document"), "document", None, "one_pass"),
+        (module.preprocess([query], task="query", reasoning=False), "query", False, "one_pass"),
+        (module.preprocess([query], task="query", reasoning=True), "query", True, "reason"),
+        (module.preprocess([query], task="query", reasoning="auto"), "query", "auto", "auto"),
+        (module.preprocess([(query, [document])], task="query"), "query", None, "read"),
+    ]
+    with torch.inference_mode():  # as encode runs
+        assert [module.forward_path(f, task, reasoning) for f, task, reasoning, _ in cases] == [c[-1] for c in cases]
+    with torch.enable_grad():  # as the trainer runs: a batch of prompts that end with the token trains
+        assert module.forward_path(cases[0][0], "document", None) == "train"
 
 
 def _prompts(module: SearchR3, queries: list[str]) -> list[list[int]]:

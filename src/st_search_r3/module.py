@@ -402,28 +402,48 @@ class SearchR3(InputModule):
     def forward(
         self, features: dict[str, torch.Tensor], task: str | None = None, reasoning: bool | None = None, **kwargs
     ) -> dict[str, torch.Tensor]:
-        """Sets ``features["sentence_embedding"]`` (float32, one row per text); with gradients, on prompts that end
-        with ``<|embed_token|>`` (training), also ``token_embeddings`` and ``prefix_length`` (see
-        :meth:`_forward_for_training`)."""
+        """Sets ``features["sentence_embedding"]`` (float32, one row per text), computed by the path
+        :meth:`forward_path` names; the training path also sets ``states_after_prefix`` and ``prefix_length``."""
         input_ids, attention_mask = features["input_ids"], features["attention_mask"]
-        training = torch.is_grad_enabled() and "answer_mask" in features
+        path = self.forward_path(features, task, reasoning)
         with self._matmul_mode(input_ids, None):
-            if "read_mask" in features:
+            if path == "read":
                 embeddings = self._embed_read(features)
-            elif training and bool((input_ids[:, -1] == self.embed_token_id).all()):
+            elif path == "train":
                 embeddings = self._forward_for_training(features)
-            elif mode := self._query_mode(features, task, reasoning):
-                embeddings = self._embed_queries(features, auto=mode == "auto")
+            elif path in ("reason", "auto"):
+                embeddings = self._embed_queries(features, auto=path == "auto")
             else:
                 embeddings = self._embed_in_one_pass(input_ids, attention_mask)
         embeddings = embeddings.float()
         features["sentence_embedding"] = F.normalize(embeddings, dim=-1) if self.normalize else embeddings
         return features
 
+    def forward_path(self, features: dict[str, torch.Tensor], task: str | None, reasoning) -> str:
+        """Which computation :meth:`forward` runs on these features:
+
+        - ``"read"``: read prompts (a query and the passages of a first search; ``read_mask``), reader on;
+        - ``"train"``: with gradients, prompts that end with ``<|embed_token|>`` and carry an ``answer_mask``
+          (a training batch): differentiable, and the loss's LM terms read the answer from its states;
+        - ``"reason"`` / ``"auto"``: queries with reasoning on (or auto): those whose reasoning is given (or
+          remembered) take one pass, the others reason first, by generation (under auto, where the model chooses
+          to), then the token;
+        - ``"one_pass"``: prompts that end with the token (documents, queries with reasoning off), in one forward
+          pass.
+        """
+        if "read_mask" in features:
+            return "read"
+        ends_with_token = bool((features["input_ids"][:, -1] == self.embed_token_id).all())
+        if torch.is_grad_enabled() and "answer_mask" in features and ends_with_token:
+            return "train"
+        mode = self._query_mode(features, task, reasoning)
+        return "one_pass" if not mode else "auto" if mode == "auto" else "reason"
+
     def _forward_for_training(self, features: dict[str, torch.Tensor]) -> torch.Tensor:
-        """Differentiable embeddings of padded rows whose shared prefix runs once; sets ``token_embeddings`` (the
-        last layer's states after the prefix) and ``prefix_length``, from which the loss's LM terms read the
-        answer. Fused with the direct view where ``direct_ids`` are given, as inference embeds such queries."""
+        """Differentiable embeddings of padded rows whose shared prefix runs once; sets ``states_after_prefix``
+        (the last layer's states of every position after the shared prefix) and ``prefix_length``, from which the
+        loss's LM terms read the answer. Fused with the direct view where ``direct_ids`` are given, as inference
+        embeds such queries."""
         input_ids, attention_mask, answers = features["input_ids"], features["attention_mask"], features["answer_mask"]
         # The prefix stops before the shortest prompt ends, so every answer token is predicted from a computed state.
         shortest_prompt = int((attention_mask.sum(1) - answers.sum(1)).min())
@@ -436,7 +456,7 @@ class SearchR3(InputModule):
             ids, mask = features["direct_ids"], features["direct_mask"]
             direct_prefix = common_prefix_length(ids, mask, limit=int(mask.sum(1).min()) - 1)
             embeddings = fuse(embeddings, shared_prefix_hidden_states(self.auto_model, ids, mask, direct_prefix)[:, -1])
-        features.update(token_embeddings=hidden, prefix_length=prefix_length)
+        features.update(states_after_prefix=hidden, prefix_length=prefix_length)
         return embeddings
 
     @staticmethod

@@ -92,6 +92,7 @@ def train_and_save(
         f"{unit}_per_second": timed_steps * per_step / max(seconds, 1e-9),
         # One digest of the trained weights per process: data-parallel ranks must hold the same weights.
         "weights_sha256_per_rank": gather_object([trained_weights_digest(model)]),
+        "peak_memory_per_rank": gather_object([peak_memory(args.device)]),
         **(after_training() if after_training else {}),
         "log_history": trainer.state.log_history,
     }
@@ -108,6 +109,17 @@ def train_and_save(
 def digest(array: np.ndarray) -> str:
     """A short hash of an array's bytes, to compare what ranks hold."""
     return hashlib.sha256(np.ascontiguousarray(array).tobytes()).hexdigest()[:16]
+
+
+def peak_memory(device: torch.device) -> dict:
+    """The most memory this process has held: on a GPU, what PyTorch allocated on it (``max_memory_allocated``);
+    on a CPU, the process's peak resident set (weights, activations, optimizer, the Python runtime; Linux
+    ``ru_maxrss``)."""
+    if device.type == "cuda":
+        return {"device": torch.cuda.get_device_name(device), "gib": torch.cuda.max_memory_allocated(device) / 2**30}
+    import resource
+
+    return {"device": "cpu", "gib": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 2**20}
 
 
 def trained_weights_digest(model) -> str:

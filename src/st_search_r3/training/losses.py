@@ -136,7 +136,7 @@ class SearchR3Loss(nn.Module):
         # Through the model's own forward (DistributedDataParallel's, when the trainer wrapped it), which with
         # gradients also returns the hidden states after the shared prefix.
         output = self.model(dict(features))
-        hidden, prefix_length = output["token_embeddings"], output["prefix_length"]
+        hidden, prefix_length = output["states_after_prefix"], output["prefix_length"]
         embeddings = F.normalize(output["sentence_embedding"].float(), dim=-1)
         input_ids, answer_mask = features["input_ids"], features["answer_mask"]
         llm = self.search_r3().auto_model
