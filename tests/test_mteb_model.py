@@ -27,6 +27,27 @@ def test_import_mteb_registers_model_and_task_in_a_fresh_interpreter():
     assert output.split() == ["st-search-r3/search-r3", "576", "True", "SearchR3WordNetDemo"]
 
 
+IMPORT_COST = """
+import sys, time
+sys.meta_path[:] = [f for f in sys.meta_path if type(f).__name__ != "_RegisterAfterMtebImport"]
+import mteb
+before = set(sys.modules)
+start = time.perf_counter()
+import st_search_r3.mteb.model, st_search_r3.mteb.tasks
+print(time.perf_counter() - start)
+print(" ".join(sorted(set(sys.modules) - before)))
+"""
+
+
+def test_registering_with_mteb_costs_little_on_top_of_import_mteb():
+    """What the import hook adds to `import mteb`: our own light modules (no torch, no transformers: mteb itself
+    does not import them) and well under 0.2 s (`import mteb` itself takes ~3 s)."""
+    result = subprocess.run([sys.executable, "-c", IMPORT_COST], capture_output=True, text=True, check=True)
+    seconds, modules = result.stdout.splitlines()
+    assert all(name.startswith("st_search_r3") for name in modules.split()), modules
+    assert float(seconds) < 0.2
+
+
 def test_model_meta_is_truthful():
     assert SEARCH_R3_META.similarity_fn_name == "cosine"
     assert SEARCH_R3_META.license == "apache-2.0" and SEARCH_R3_META.open_weights

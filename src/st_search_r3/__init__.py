@@ -11,7 +11,7 @@ def __getattr__(name: str):
 
         return SearchR3
     if name == "EMBED_TOKEN":
-        from st_search_r3.prompting import EMBED_TOKEN
+        from st_search_r3.settings import EMBED_TOKEN
 
         return EMBED_TOKEN
     raise AttributeError(f"module 'st_search_r3' has no attribute {name!r}")

@@ -13,7 +13,8 @@ from __future__ import annotations
 import torch
 from transformers import PreTrainedTokenizerBase
 
-EMBED_TOKEN = "<|embed_token|>"
+from st_search_r3.settings import EMBED_TOKEN
+
 _MARKER = "\x00TEXT\x00"
 
 

@@ -3,7 +3,8 @@ setting passes, in one place (construction, loading and later assignment all cal
 
 from __future__ import annotations
 
-from st_search_r3.prompting import EMBED_TOKEN
+# Light on purpose (no torch): the MTEB registration, run at every `import mteb`, reads these.
+EMBED_TOKEN = "<|embed_token|>"
 
 REASONING_PROMPT = (
     "You are a search expert. Before answering, enrich the user's input for retrieval: "
