@@ -3,7 +3,9 @@ the user. One interpreter runs them all (``runpy``), so each script's imports ar
 
 from __future__ import annotations
 
+import json
 import os
+import re
 import subprocess
 import sys
 
@@ -17,7 +19,8 @@ SCRIPTS = sorted(
     for path in (ROOT / folder).glob("*.py")
 )
 RUN_ALL = """
-import contextlib, io, runpy, sys
+import contextlib, io, json, runpy, sys
+helps = {}
 for script in sys.argv[1:]:
     sys.argv = [script, "--help"]
     with contextlib.redirect_stdout(io.StringIO()) as out:
@@ -28,13 +31,35 @@ for script in sys.argv[1:]:
             if stop.code not in (0, None):
                 raise
     assert "usage" in out.getvalue().lower(), script
+    helps[script] = out.getvalue()
+print(json.dumps(helps))
 """
+DOCS = ["README.md", "Makefile", *sorted(str(path.relative_to(ROOT)) for path in (ROOT / "docs").glob("*.md"))]
+DOCUMENTED = re.compile(r"python ((?:benchmarks|train|research)/\w+\.py)([^`#|\n]*)")
 
 
-def test_every_script_answers_help():
-    assert len(SCRIPTS) >= 15
+@pytest.fixture(scope="module")
+def helps() -> dict[str, str]:
     result = subprocess.run([sys.executable, "-c", RUN_ALL, *SCRIPTS], capture_output=True, text=True, cwd=ROOT)
     assert result.returncode == 0, result.stderr[-3000:]
+    return json.loads(result.stdout.splitlines()[-1])
+
+
+def test_every_script_answers_help(helps):
+    assert len(helps) == len(SCRIPTS) >= 15
+
+
+def test_every_documented_command_names_a_script_its_flags_and_its_files(helps):
+    """Each ``python <folder>/<script>.py ...`` line of the README, the Makefile and docs/: the script exists,
+    every ``--flag`` it passes is one the script accepts, and every config file it names exists."""
+    commands = [(doc, *match) for doc in DOCS for match in DOCUMENTED.findall((ROOT / doc).read_text())]
+    assert len(commands) >= 30
+    for doc, script, arguments in commands:
+        assert script in helps, f"{doc}: {script} does not exist"
+        for flag in re.findall(r"(?<![\w-])--[a-z][\w-]*", arguments):
+            assert re.search(rf"{flag}\b", helps[script]), f"{doc}: {script} has no {flag}"
+        for path in re.findall(r"train/configs/[\w./-]+\.yaml", arguments):
+            assert (ROOT / path).is_file(), f"{doc}: {path} does not exist"
 
 
 def test_module_entry_points_answer_help():
