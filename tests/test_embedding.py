@@ -86,3 +86,38 @@ def test_length_sorted_groups_give_the_one_pass_states_and_gradients(tiny_model,
     torch.testing.assert_close(grouped, whole, rtol=1e-4, atol=1e-5)
     for a, b in zip(grouped_grads, whole_grads, strict=True):
         assert (a - b).norm() <= 1e-4 * b.norm()
+
+
+NO_DEPRECATED_CACHE_NAME = """
+import logging, sys, warnings
+import torch
+from sentence_transformers import SentenceTransformer
+from st_search_r3 import SearchR3
+
+warnings.simplefilter("always")
+messages = []
+logging.getLogger("transformers").addHandler(logging.Handler())
+logging.getLogger("transformers").handlers[-1].emit = lambda record: messages.append(record.getMessage())
+with warnings.catch_warnings(record=True) as caught:
+    model = SentenceTransformer(modules=[SearchR3(sys.argv[1], max_reasoning_tokens=4, max_seq_length=192)])
+    model.encode_document(["a wild cat", "a small boat on a lake"])              # packed, shared prefix
+    model.encode_query(["large feline"], reasoning=True)                         # generation, then the KV step
+    features = model[0].preprocess(["a wild cat", "a boat"], task="document")
+    with torch.enable_grad():
+        model[0](features)                                                        # training: shared prefix
+messages += [str(warning.message) for warning in caught]
+print("\\n".join(m for m in messages if "past_key_values" in m))
+"""
+
+
+def test_every_path_names_the_kv_cache_as_transformers_does_now(tiny_llm):
+    """transformers 5.24 renamed ``past_key_values`` to ``cache`` (the old name goes in 5.40): no path of ours uses
+    the old one. In a fresh interpreter, because transformers warns once per process."""
+    import subprocess
+    import sys
+
+    result = subprocess.run(
+        [sys.executable, "-c", NO_DEPRECATED_CACHE_NAME, tiny_llm], capture_output=True, text=True, timeout=300
+    )
+    assert result.returncode == 0, result.stderr[-3000:]
+    assert result.stdout.strip() == "", result.stdout

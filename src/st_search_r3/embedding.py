@@ -53,7 +53,7 @@ def last_token_embedding(model: torch.nn.Module, input_ids: torch.Tensor, attent
 
 def embed_after_generation(
     model: torch.nn.Module,
-    past_key_values,
+    cache,
     prompt_mask: torch.Tensor,
     generated: torch.Tensor,
     lengths: torch.Tensor,
@@ -70,7 +70,7 @@ def embed_after_generation(
 
     Args:
         model: The causal LM that generated.
-        past_key_values: ``generate(..., return_dict_in_generate=True).past_key_values``.
+        cache: ``generate(..., return_dict_in_generate=True).cache``, the KV cache.
         prompt_mask: Attention mask of the (left-padded) prompts.
         generated: The generated tokens, ``sequences[:, prompt_len:]``.
         lengths: Reasoning length per row (see :func:`st_search_r3.reasoning.reasoning_lengths`).
@@ -88,7 +88,7 @@ def embed_after_generation(
         input_ids=input_ids,
         attention_mask=attention_mask,
         position_ids=position_ids,
-        past_key_values=past_key_values,
+        cache=cache,
         use_cache=True,
     )
     return output.last_hidden_state[:, -1]
@@ -130,13 +130,13 @@ def shared_prefix_hidden_states(
     first_real = width - int(attention_mask[0].sum())
     prefix = input_ids[:1, first_real : first_real + prefix_length]
     rest_mask = attention_mask[:, : width - prefix_length]
-    cache = body(input_ids=prefix, use_cache=True).past_key_values
+    cache = body(input_ids=prefix, use_cache=True).cache
     cache.batch_repeat_interleave(len(input_ids))
     output = body(
         input_ids=input_ids[:, prefix_length:],
         attention_mask=torch.cat([torch.ones_like(attention_mask[:, :prefix_length]), rest_mask], dim=1),
         position_ids=prefix_length + position_ids_from_mask(rest_mask),
-        past_key_values=cache,
+        cache=cache,
         use_cache=True,
     )
     return output.last_hidden_state

@@ -591,7 +591,7 @@ class SearchR3(InputModule):
                 traces[row] = trace
             embeddings[rows] = embed_after_generation(
                 self.auto_model,
-                output.past_key_values,
+                output.cache,
                 mask,
                 generated,
                 lengths,

@@ -143,7 +143,7 @@ def packed_last_hidden_states(
     cache = None
     if prefix_length:
         prefix = input_ids[:1, first_real : first_real + prefix_length]
-        cache = body(input_ids=prefix, use_cache=True).past_key_values
+        cache = body(input_ids=prefix, use_cache=True).cache
     rest = (lengths - prefix_length).tolist()
     texts = [row[width - n :] for row, n in zip(input_ids, rest)]
     filler = -sum(rest) % round_tokens_to
@@ -155,7 +155,7 @@ def packed_last_hidden_states(
         input_ids=torch.cat(texts)[None],
         attention_mask=_NO_MASK.to(input_ids.device),
         position_ids=positions[None].to(input_ids.device),
-        past_key_values=cache,
+        cache=cache,
         use_cache=cache is not None,
         packed_lengths=packed_lengths,
     ).last_hidden_state[0]
