@@ -43,3 +43,15 @@ def test_no_tracked_file_speaks_of_tracker_numbers_or_this_machine():
             if pattern.search(line) and 'scope="session"' not in line and path.name != "test_docs.py":
                 offenders.append(f"{name}:{number}: {line.strip()[:80]}")
     assert offenders == []
+
+
+def test_the_module_map_names_every_module_of_the_package():
+    """docs/architecture.md's module map: every module and sub-package of st_search_r3, and nothing that is gone."""
+    package = ROOT / "src" / "st_search_r3"
+    modules = {p.name for p in package.glob("*.py") if p.name != "__init__.py"}
+    modules |= {f"{p.name}/" for p in package.iterdir() if (p / "__init__.py").is_file()}
+    text = (ROOT / "docs" / "architecture.md").read_text()
+    rows = [line.split("|")[1] for line in text[text.index("## Module map") :].splitlines() if line.startswith("| `")]
+    named = {name for cell in rows for name in re.findall(r"`([a-z_]+(?:\.py|/))`", cell)}
+    assert modules <= named, f"not in the module map: {sorted(modules - named)}"
+    assert named <= modules, f"in the module map but not in the package: {sorted(named - modules)}"
