@@ -23,8 +23,8 @@ test: venv lint
 	$(PY) -m pytest -q
 
 lint: venv
-	$(VENV)/bin/ruff check src tests benchmarks train
-	$(VENV)/bin/ruff format --check src tests benchmarks train
+	$(VENV)/bin/ruff check src tests benchmarks train research
+	$(VENV)/bin/ruff format --check src tests benchmarks train research
 
 demo: venv
 	$(VENV)/bin/st-search-r3 demo

@@ -75,8 +75,8 @@ def main() -> None:
     from st_search_r3.data.sources import data_dir
     from st_search_r3.indexing import model_identity
     from st_search_r3.install import install
-    from st_search_r3.resolving import resolve_model
     from st_search_r3.reading import rocchio
+    from st_search_r3.resolving import resolve_model
 
     folder = resolve_model(args.model) if args.model else str(install())
     model = SentenceTransformer(folder, trust_remote_code=True, device="cpu")
