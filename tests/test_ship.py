@@ -1,6 +1,7 @@
 from __future__ import annotations
 
 import json
+import shutil
 import subprocess
 import sys
 
@@ -62,3 +63,32 @@ def test_stage2_adapter_ships_stacked_on_stage1_and_installs_to_the_rl_model(
     refused = ship(tmp_path / "sft" / "final", "--stacked-on", tmp_path / "stage1", "--output", tmp_path / "other")
     assert refused.returncode != 0 and "not on the model installed from" in refused.stderr
     assert not (tmp_path / "other").exists()
+
+
+def test_a_stop_head_ships_beside_the_adapter_it_was_fitted_on(tmp_path):
+    """`ship --stop-head`: the head and its record join the shipped adapter, everything else stays, and the head
+    of another adapter is refused. The shipped default reasoning setting is not changed."""
+    from st_search_r3.model_card import SHIPPED_WEIGHTS
+    from st_search_r3.stop_head import STOP_HEAD_FILE
+
+    shipped = tmp_path / "weights"
+    shutil.copytree(SHIPPED_WEIGHTS, shipped)
+    before = {path.name: path.read_bytes() for path in shipped.iterdir()}
+    stop_run = tmp_path / "stop" / "final"
+    shutil.copytree(SHIPPED_WEIGHTS, stop_run)
+    save_file({"weight": torch.zeros(576), "bias": torch.zeros(1)}, stop_run / STOP_HEAD_FILE)
+    (stop_run / "stop_record.json").write_text('{"chosen_l2": 0.1}')
+    settings = json.loads((stop_run / "search_r3_config.json").read_text())
+    (stop_run / "search_r3_config.json").write_text(json.dumps({**settings, "reasoning": "auto"}))
+
+    result = ship("--stop-head", stop_run, "--output", shipped)
+    assert result.returncode == 0, result.stderr[-3000:]
+    after = {path.name: path.read_bytes() for path in shipped.iterdir()}
+    assert set(after) == set(before) | {STOP_HEAD_FILE, "stop_record.json"}
+    assert all(after[name] == content for name, content in before.items()), "the adapter and settings stay"
+
+    other = load_file(stop_run / "adapter_model.safetensors")
+    save_file({k: v + 1 for k, v in other.items()}, stop_run / "adapter_model.safetensors")
+    refused = ship("--stop-head", stop_run, "--output", shipped)
+    assert refused.returncode != 0 and "fitted on another adapter" in refused.stderr
+    assert ship("--output", shipped).returncode != 0, "nothing to ship"

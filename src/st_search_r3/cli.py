@@ -4,6 +4,7 @@
   st-search-r3 path         print where it is installed (exit 1 if it is not)
   st-search-r3 demo         index a small real corpus with faiss and run a few queries, showing the reasoning
   st-search-r3 ship RUN     put a trained adapter (train/sft.py or train/rl.py output) into the package
+                            (--stop-head: a train/stop.py head fitted on it)
 
 Then: SentenceTransformer("search-r3", trust_remote_code=True), or mteb run -m search-r3 -t TASK.
 """
@@ -42,10 +43,11 @@ def main(argv: list[str] | None = None) -> int:
     demo = commands.add_parser("demo", help="index a small real corpus with faiss and run a few queries")
     demo.add_argument("--reasoning", action="store_true", help="reason before embedding the queries")
     ship = commands.add_parser("ship", help="copy a trained adapter into the package (for releases)")
-    ship.add_argument("run", type=Path, help="a train/sft.py or train/rl.py output folder (its final/)")
+    ship.add_argument("run", type=Path, nargs="?", help="a train/sft.py or train/rl.py output folder (its final/)")
     ship.add_argument("--scores", type=Path, help="a markdown scores table for the model card")
     ship.add_argument("--stacked-on", type=Path, help="the stage-1 weights a train/rl.py run was installed from")
     ship.add_argument("--output", type=Path, help="where to (default: the package's st_search_r3/weights)")
+    ship.add_argument("--stop-head", type=Path, help="a train/stop.py output (its final/) fitted on that adapter")
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s: %(message)s", datefmt="%H:%M:%S")
 
@@ -78,7 +80,7 @@ def main(argv: list[str] | None = None) -> int:
     elif args.command == "ship":
         from st_search_r3.training.ship import SHIPPED_WEIGHTS, ship
 
-        ship(args.run, args.scores, args.stacked_on, args.output or SHIPPED_WEIGHTS)
+        ship(args.run, args.scores, args.stacked_on, args.output or SHIPPED_WEIGHTS, args.stop_head)
     return 0
 
 

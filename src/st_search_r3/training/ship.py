@@ -2,6 +2,7 @@
 
 st-search-r3 ship runs/sft/final [--scores benchmarks/results/quality_test.md]
 st-search-r3 ship runs/rl/final --stacked-on src/st_search_r3/weights [--scores ...]
+st-search-r3 ship --stop-head runs/stop_head/final     # adds a stop head fitted on the shipped adapter
 
 Ships the LoRA adapter (with the embed-token row), its tokenizer and settings, the training record and
 curves, and optionally a scores table for the model card, into ``src/st_search_r3/weights/``; the
@@ -12,6 +13,10 @@ A stage-2 adapter (``train/rl.py``) was trained on the installed stage-1 model, 
 on the stage-1 adapter it was installed from (``--stacked-on``): one adapter of both ranks that gives the
 same weights as merging the two in turn (``st_search_r3.training.lora_stack``). The stage-1 record and curves stay;
 the stage-2 ones are added as ``rl_training_record.json`` and ``rl_curves.png``.
+
+A stop head (``train/stop.py``) is shipped beside the adapter it was fitted on (``--stop-head``, alone or with a
+run): ``stop_head.safetensors`` and its ``stop_record.json``, so that ``reasoning="auto"`` chooses with it. The
+shipped default (``reasoning`` in the settings) is left as it is. Shipping a new adapter drops the old head.
 """
 
 from __future__ import annotations
@@ -26,6 +31,7 @@ from safetensors.torch import load_file, save_file
 from st_search_r3.atomic import staged_folder
 from st_search_r3.install import revision
 from st_search_r3.model_card import SHIPPED_WEIGHTS
+from st_search_r3.stop_head import STOP_HEAD_FILE
 from st_search_r3.training.lora_stack import stack_lora_adapters
 
 COPIED = [  # besides the adapter
@@ -38,18 +44,43 @@ COPIED = [  # besides the adapter
 ]
 
 
-def ship(run: Path, scores: Path | None = None, stacked_on: Path | None = None, output: Path = SHIPPED_WEIGHTS) -> None:
-    """Writes the adapter of ``run`` (stacked on ``stacked_on`` if given) and ``scores`` into ``output``,
-    atomically, and prints what is there."""
+def ship(
+    run: Path | None,
+    scores: Path | None = None,
+    stacked_on: Path | None = None,
+    output: Path = SHIPPED_WEIGHTS,
+    stop_head: Path | None = None,
+) -> None:
+    """Writes the adapter of ``run`` (stacked on ``stacked_on`` if given; without ``run`` the shipped one stays),
+    the stop head of ``stop_head`` and ``scores`` into ``output``, atomically, and prints what is there."""
+    if run is None and stop_head is None:
+        raise SystemExit("Nothing to ship: give a run, --stop-head, or both")
     with staged_folder(output) as staging:
-        if stacked_on:
+        if run is None:
+            shutil.copytree(output, staging, dirs_exist_ok=True)
+        elif stacked_on:
             ship_stacked(run, stacked_on, staging)
         else:
             ship_plain(run, staging)
+        if stop_head:
+            ship_stop_head(stop_head, staging)
         if scores:
             shutil.copy(scores, staging / "scores.md")
     for path in sorted(output.iterdir()):
         print(f"{path.stat().st_size / 1e6:8.2f} MB  {path}")
+
+
+def ship_stop_head(stop_run: Path, staging: Path) -> None:
+    """The head of a ``train/stop.py`` output, which must have been fitted on the adapter being shipped."""
+    if not (stop_run / STOP_HEAD_FILE).is_file():
+        raise SystemExit(f"{stop_run} holds no {STOP_HEAD_FILE}: give train/stop.py's final/ folder")
+    fitted_on = load_file(stop_run / "adapter_model.safetensors")
+    shipped = load_file(staging / "adapter_model.safetensors")
+    same = fitted_on.keys() == shipped.keys() and all(torch.equal(fitted_on[k], shipped[k]) for k in shipped)
+    if not same:
+        raise SystemExit(f"The stop head of {stop_run} was fitted on another adapter than the one being shipped")
+    for name in (STOP_HEAD_FILE, "stop_record.json"):
+        shutil.copy(stop_run / name, staging / name)
 
 
 def ship_plain(run: Path, staging: Path) -> None:
