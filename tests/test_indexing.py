@@ -73,13 +73,15 @@ def test_bad_corpora_get_a_clear_error(tiny_model, tmp_path, bad, error):
 def test_the_default_model_id_follows_the_weights_not_the_class(tiny_model, documents, tmp_path):
     from st_search_r3.indexing import model_identity
     from st_search_r3.reader import Reader
+    from st_search_r3.stop_head import StopHead
 
     encode_corpus(tiny_model, documents[:3], tmp_path, shard_size=2, show_progress_bar=False)
     module = tiny_model[0]
     module.reasoning, module.read_top_k = False, 7  # query-side settings: the index still fits
     encode_corpus(tiny_model, documents[:3], tmp_path, shard_size=2, show_progress_bar=False)
     module.reader = Reader.new(module.auto_model, r=2, alpha=4)  # a reader leaves documents as they are
-    identity = model_identity(tiny_model)
+    module.stop_head = StopHead.from_lm_head(module.auto_model.get_output_embeddings(), module.embed_token_id)
+    identity = model_identity(tiny_model)  # and so does a stop head
     encode_corpus(tiny_model, documents[:3], tmp_path, shard_size=2, show_progress_bar=False)
     with torch.no_grad():  # a fine-tuned model (one weight moved) is another model
         module.auto_model.get_input_embeddings().weight[0, 0] += 1e-3

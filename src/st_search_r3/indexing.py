@@ -38,13 +38,13 @@ def corpus_digest(documents: Sequence[str]) -> str:
 
 def model_identity(model) -> str:
     """What ``model``'s document vectors depend on: a sha256 of each module's class, its settings that reach
-    documents (``document_config()`` where a module has it, else all) and its weights. A reader's weights are left
-    out (documents never pass through it), so a model and the same model with a reader share an index."""
+    documents (``document_config()`` where a module has it, else all) and its weights. A reader's and a stop head's
+    weights are left out (documents never pass through them), so a model with or without either shares an index."""
     digest = hashlib.sha256()
     for module in model:
         config = module.document_config() if hasattr(module, "document_config") else module.get_config_dict()
         digest.update(type(module).__qualname__.encode() + json.dumps(config, sort_keys=True, default=str).encode())
-        state = without_reader(module.state_dict())
+        state = {k: v for k, v in without_reader(module.state_dict()).items() if not k.startswith("stop_head.")}
         for name in sorted(state):
             tensor = state[name].detach().cpu().contiguous()
             digest.update(name.encode() + str(tensor.dtype).encode())
