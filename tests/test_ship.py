@@ -73,6 +73,8 @@ def test_a_stop_head_ships_beside_the_adapter_it_was_fitted_on(tmp_path):
 
     shipped = tmp_path / "weights"
     shutil.copytree(SHIPPED_WEIGHTS, shipped)
+    for name in (STOP_HEAD_FILE, "stop_record.json"):  # an adapter shipped without a head
+        (shipped / name).unlink(missing_ok=True)
     before = {path.name: path.read_bytes() for path in shipped.iterdir()}
     stop_run = tmp_path / "stop" / "final"
     shutil.copytree(SHIPPED_WEIGHTS, stop_run)
@@ -86,6 +88,7 @@ def test_a_stop_head_ships_beside_the_adapter_it_was_fitted_on(tmp_path):
     after = {path.name: path.read_bytes() for path in shipped.iterdir()}
     assert set(after) == set(before) | {STOP_HEAD_FILE, "stop_record.json"}
     assert all(after[name] == content for name, content in before.items()), "the adapter and settings stay"
+    assert after[STOP_HEAD_FILE] == (stop_run / STOP_HEAD_FILE).read_bytes()
 
     other = load_file(stop_run / "adapter_model.safetensors")
     save_file({k: v + 1 for k, v in other.items()}, stop_run / "adapter_model.safetensors")
