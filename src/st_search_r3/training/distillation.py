@@ -42,11 +42,7 @@ def add_teacher_embeddings(
     if "label" in triplets.column_names:
         raise ValueError("the training set already has a label column")
     columns = triplets.column_names
-    digest = hashlib.sha256(model_identity(teacher).encode())
-    for column in columns:
-        for text in triplets[column]:
-            digest.update(text.encode() + b"\0")
-    cache = Path(cache_dir) / f"{digest.hexdigest()[:16]}.npy" if cache_dir is not None else None
+    cache = Path(cache_dir) / f"{teacher_digest(triplets, teacher)}.npy" if cache_dir is not None else None
     if cache is not None and cache.is_file():
         logger.info("The teacher's vectors of %d triplets from %s", len(triplets), cache)
         labels = np.load(cache)
@@ -67,3 +63,13 @@ def add_teacher_embeddings(
             with staged_file(cache) as staging, open(staging, "wb") as handle:
                 np.save(handle, labels)
     return triplets.add_column("label", list(labels))
+
+
+def teacher_digest(triplets: Dataset, teacher: SentenceTransformer) -> str:
+    """What the teacher's vectors of ``triplets`` depend on: its weights and every text (hashed only where a cache
+    is asked for: hashing the weights costs a pass over them)."""
+    digest = hashlib.sha256(model_identity(teacher).encode())
+    for column in triplets.column_names:
+        for text in triplets[column]:
+            digest.update(text.encode() + b"\0")
+    return digest.hexdigest()[:16]
