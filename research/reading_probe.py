@@ -6,6 +6,11 @@ From the shipped model's direct (reasoning-off) vectors: nDCG@10 of the first se
 passages (the relevant document found in the top k moved to rank 1, k = 1, 3, 5); untrained vector Rocchio PRF
 (q + beta * mean of the top-k document vectors); and the read vector (the model reads the query and the top-k
 passage heads, :mod:`st_search_r3.reading`; fused with the direct vector as the model's ``read_fuse_direct`` says).
+With ``--lexical``: does the words' overlap tell which of the top k answers, where the model's states cannot?
+BM25 (:mod:`st_search_r3.lexical`) over the task's corpus; hybrid search over the whole corpus (two fusions, see
+:func:`lexical_rows`); the top k re-ordered by that hybrid score; and lexically judged PRF: q + beta * sum_i w_i d_i
+over the top k, w = softmax of the hybrid scores / (temperature x their spread), which searches the whole corpus
+again with one vector.
 Document and direct query vectors are cached in ``runs/reading_probe/``. Writes
 ``research/results/reading_probe_<split><suffix>.json`` and prints a table.
 """
@@ -21,6 +26,7 @@ from pathlib import Path
 
 import numpy as np
 import torch
+import torch.nn.functional as F
 
 from st_search_r3.data.retrieval_split import RetrievalSplit
 from st_search_r3.data.sources import HELD_OUT
@@ -50,6 +56,42 @@ def ceiling(scores: torch.Tensor, relevant: list[set[int]], k: int) -> float:
     return 100 * float(np.mean(values))
 
 
+def zscore(scores: torch.Tensor) -> torch.Tensor:
+    return (scores - scores.mean(dim=1, keepdim=True)) / scores.std(dim=1, keepdim=True).clamp_min(1e-6)
+
+
+def lexical_rows(direct, docs, scores, queries, documents, relevant) -> dict[str, float]:
+    """The BM25, hybrid, lexical re-ranking and lexically judged PRF settings (see the module docstring).
+
+    Two fusions: ``z`` adds alpha times BM25's per-query z-score to the cosine's; ``max`` adds alpha times BM25
+    over the query's best BM25 to the cosine itself (BM25's heavy tail makes its z-scores of matching documents
+    large next to the cosine's)."""
+    from st_search_r3.lexical import LexicalIndex, hybrid_scores
+
+    lexical = LexicalIndex(documents).scores(queries)
+    row = {"bm25": ndcg_recall(lexical, relevant)[0]}
+    fusions = {
+        **{f"z a{a}": zscore(scores) + a * zscore(lexical) for a in (0.1, 0.25, 0.5)},
+        **{f"max a{a}": hybrid_scores(scores, lexical, a) for a in (0.05, 0.1, 0.2)},
+    }
+    for name, hybrid in fusions.items():
+        row[f"hybrid {name}"] = ndcg_recall(hybrid, relevant)[0]
+        spread = hybrid.std(dim=1, keepdim=True)  # softmax temperatures in units of the fused scores' spread
+        for k in (3, 5):
+            top = scores.topk(k, dim=1).indices
+            judged = hybrid.gather(1, top)
+            reranked = scores.clone()
+            # The top k keep their places above the rest; within them the hybrid score orders.
+            reranked.scatter_(1, top, 10.0 + judged - judged.min(dim=1, keepdim=True).values)
+            row[f"rerank k{k} {name}"] = ndcg_recall(reranked, relevant)[0]
+            for temperature in (0.25, 1.0):
+                weights = torch.softmax(judged / (temperature * spread), dim=1)
+                for beta in (0.5, 1.0, 2.0):
+                    read = F.normalize(direct + beta * (weights.unsqueeze(-1) * docs[top]).sum(1), dim=-1)
+                    row[f"judged k{k} {name} t{temperature} b{beta}"] = ndcg_recall(read @ docs.T, relevant)[0]
+    return row
+
+
 def cached(path: Path, compute):
     if path.is_file():
         return torch.from_numpy(np.load(path))
@@ -64,10 +106,11 @@ def main() -> None:
     parser.add_argument("--split", default="dev", choices=["dev", "test"])
     parser.add_argument("--sources", nargs="+", default=SOURCES)
     parser.add_argument("--model", help="a model folder (default: the installed search-r3)")
-    parser.add_argument("--read-k", type=int, nargs="+", default=[3])
+    parser.add_argument("--read-k", type=int, nargs="*", default=[3], help="none: no read vectors")
     parser.add_argument("--passage-tokens", type=int, nargs="+", default=[64])
     parser.add_argument("--max-queries", type=int, default=0, help="first N queries per task (0: all)")
     parser.add_argument("--suffix", default="")
+    parser.add_argument("--lexical", action="store_true", help="also BM25, hybrid and lexically judged PRF")
     args = parser.parse_args()
 
     from sentence_transformers import SentenceTransformer
@@ -107,6 +150,11 @@ def main() -> None:
         row["off_qps"] = len(queries) / direct_seconds
         for k in (1, 3, 5):
             row[f"ceiling@{k}"] = ceiling(scores, relevant, k)
+        if args.lexical:
+            texts = [split.corpus[d] for d in doc_ids]
+            row.update(
+                lexical_rows(F.normalize(direct, dim=-1), F.normalize(docs, dim=-1), scores, queries, texts, relevant)
+            )
         top = scores.topk(10, dim=1).indices
         for k in (1, 3, 5):
             for beta in (0.25, 0.5, 1.0):

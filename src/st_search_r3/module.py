@@ -721,6 +721,7 @@ class SearchR3(InputModule):
         reading: bool | None = None,
         batch_size: int = 32,
         show_progress_bar: bool = False,
+        lexical_weight: float = 0.0,
     ) -> list[list[dict[str, int | float]]]:
         """Searches ``corpus`` for each query: with ``reading``, the query's direct vector finds the top
         ``read_top_k`` documents, the model reads the query and those passages (:mod:`st_search_r3.reading`), and
@@ -738,13 +739,18 @@ class SearchR3(InputModule):
                 nDCG@10: docs/evaluation.md).
             batch_size: Texts per forward pass.
             show_progress_bar: Bars over the corpus and the read queries.
+            lexical_weight: BM25's share in the search whose hits are returned: each document's cosine plus
+                ``lexical_weight`` times its BM25 score over the query's best (:mod:`st_search_r3.lexical`; needs
+                ``st-search-r3[lexical]``). 0: cosine only. 0.1 was chosen on the dev splits (docs/usage.md).
 
         Returns:
-            Per query, ``{"corpus_id": index into corpus, "score": cosine}`` dicts, best first: the shape of
-            ``sentence_transformers.util.semantic_search``.
+            Per query, ``{"corpus_id": index into corpus, "score": cosine}`` dicts (the hybrid score where
+            ``lexical_weight`` > 0), best first: the shape of ``sentence_transformers.util.semantic_search``.
         """
         reading = self.reader is not None if reading is None else reading
-        return reading_search(self, queries, corpus, top_k, corpus_embeddings, reading, batch_size, show_progress_bar)
+        return reading_search(
+            self, queries, corpus, top_k, corpus_embeddings, reading, batch_size, show_progress_bar, lexical_weight
+        )
 
     def forget_reasoning(self) -> None:
         """Drops the remembered reasoning, so the next ``encode_query`` generates again."""

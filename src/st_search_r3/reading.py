@@ -17,6 +17,7 @@ Only the query side changes: documents and direct query vectors are the model's 
 from __future__ import annotations
 
 from collections.abc import Sequence
+from functools import partial
 
 import numpy as np
 import torch
@@ -96,6 +97,7 @@ def search(
     reading: bool = True,
     batch_size: int = 32,
     show_progress_bar: bool = False,
+    lexical_weight: float = 0.0,
 ) -> list[list[dict[str, int | float]]]:
     """Both passes of reasoning that reads (see :meth:`st_search_r3.module.SearchR3.search`)."""
     for name, texts in (("queries", queries), ("corpus", corpus)):
@@ -105,6 +107,8 @@ def search(
             raise ValueError(f"{name} is empty")
     if top_k < 1:
         raise ValueError(f"top_k must be >= 1, got {top_k}")
+    if isinstance(lexical_weight, bool) or not isinstance(lexical_weight, (int, float)) or not lexical_weight >= 0:
+        raise ValueError(f"lexical_weight must be a number >= 0, got {lexical_weight!r}")
     dimension = module.get_embedding_dimension()
     if corpus_embeddings is None:
         corpus_embeddings = module.embed(
@@ -112,8 +116,9 @@ def search(
         )
     documents = _as_corpus_tensor(corpus_embeddings, len(corpus), dimension)
     direct = module.embed(list(queries), task="query", reasoning=False, batch_size=batch_size)
+    last_pass = partial(_last_pass, queries=queries, corpus=corpus, top_k=top_k, lexical_weight=lexical_weight)
     if not reading:
-        return semantic_search(direct, documents, top_k=min(top_k, len(corpus)))
+        return last_pass(direct, documents)
     first = semantic_search(direct, documents, top_k=min(module.read_top_k, len(corpus)))
     inputs = [(query, [corpus[hit["corpus_id"]] for hit in hits]) for query, hits in zip(queries, first)]
     read = module.embed(
@@ -121,4 +126,24 @@ def search(
     )
     if module.read_fuse_direct:  # the direct vectors are at hand: fused here, not computed again
         read = F.normalize(fuse(read, direct), dim=-1)
-    return semantic_search(read, documents, top_k=min(top_k, len(corpus)))
+    return last_pass(read, documents)
+
+
+def _last_pass(vectors, documents, queries, corpus, top_k, lexical_weight, chunk: int = 256):
+    """The search whose hits are returned: the vectors' cosines, plus BM25 where ``lexical_weight`` > 0
+    (:func:`st_search_r3.lexical.hybrid_scores`), over the whole corpus, ``chunk`` queries at a time."""
+    top_k = min(top_k, len(corpus))
+    if lexical_weight == 0:
+        return semantic_search(vectors, documents, top_k=top_k)
+    from st_search_r3.lexical import LexicalIndex, hybrid_scores
+
+    index, vectors, hits = LexicalIndex(corpus), F.normalize(vectors.float(), dim=-1), []
+    for start in range(0, len(queries), chunk):
+        cosine = vectors[start : start + chunk] @ documents.T
+        scores = hybrid_scores(cosine, index.scores(queries[start : start + chunk]), lexical_weight)
+        best = scores.topk(top_k, dim=1)
+        hits += [
+            [{"corpus_id": i, "score": s} for i, s in zip(ids, values)]
+            for ids, values in zip(best.indices.tolist(), best.values.tolist())
+        ]
+    return hits
