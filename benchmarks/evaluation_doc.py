@@ -20,6 +20,7 @@ from st_search_r3.data.sources import SOURCE_TASKS
 ROOT = Path(__file__).parent.parent
 RESULTS = ROOT / "benchmarks" / "results"
 RESEARCH = ROOT / "research" / "results"
+LEXICAL = ("dev_lexical", "test_lexical", "test_lexical_minilm")
 README = ROOT / "README.md"
 EVALUATION = ROOT / "docs" / "evaluation.md"
 MODEL_CARD_SCORES = ROOT / "src" / "st_search_r3" / "weights" / "scores.md"
@@ -160,6 +161,36 @@ def reading_verdict(probe: dict) -> str:
     )
 
 
+def lexical_table(dev: dict, test: dict, minilm: dict) -> str:
+    """nDCG@10 x100 per task of ``research/reading_probe.py --lexical``, dev and test: each kind of setting at its
+    best on the dev mean, so the test rows were chosen before they were seen; all-MiniLM-L6-v2 at the same settings."""
+    chosen = {
+        kind: max((key for key in dev["mean"] if key.startswith(kind)), key=dev["mean"].get)
+        for kind in ("hybrid", "rerank", "judged", "rocchio")
+    }
+    settings = [
+        ("reasoning off (the first search)", "off"),
+        ("BM25", "bm25"),
+        (f"hybrid search ({chosen['hybrid'].removeprefix('hybrid ')})", chosen["hybrid"]),
+        (f"the top k re-ordered by the hybrid score ({chosen['rerank'].removeprefix('rerank ')})", chosen["rerank"]),
+        (f"lexically judged PRF ({chosen['judged'].removeprefix('judged ')})", chosen["judged"]),
+        (f"untrained Rocchio PRF ({chosen['rocchio'].removeprefix('rocchio ')})", chosen["rocchio"]),
+        ("ceiling: the relevant document in the top 3 moved to rank 1", "ceiling@3"),
+    ]
+    names = [SHORT.get(SOURCE_TASKS.get(row["source"], ""), row["source"]) for row in test["rows"]]
+    lines = ["| split | setting | " + " | ".join(names) + " | mean |", "|---|---|" + "---:|" * (len(names) + 1)]
+    for split, probe, model in (("dev", dev, ""), ("test", test, ""), ("test", minilm, "all-MiniLM-L6-v2: ")):
+        keys = [("cosine", "off"), settings[2]] if model else settings
+        for label, key in keys:
+            cells = [f"{row[key]:.1f}" for row in probe["rows"]] + [""] * (len(names) - len(probe["rows"]))
+            lines.append(f"| {split} | {model}{label} | " + " | ".join(cells) + f" | {probe['mean'][key]:.1f} |")
+        if not model:
+            speed = [f"{row['hybrid qps'] / row['off_qps']:.2f}" for row in probe["rows"]]
+            speed += [""] * (len(names) - len(speed))
+            lines.append(f"| {split} | queries/s of hybrid search / reasoning off's | " + " | ".join(speed) + " | |")
+    return "\n".join(lines)
+
+
 def index_table(report: dict) -> str:
     rows = {(row["model"], row["source"], row["documents"]): row for row in report["sweep"]}
     lines = [
@@ -209,6 +240,7 @@ def evaluation_doc() -> str:
     index, encode, rl = load("index_speed.json"), load("encode_speed.json"), load("rl_env_speed.json")
     scaling = json.loads((RESEARCH / "data_scaling.json").read_text())
     reading = json.loads((RESEARCH / "reading_probe_dev_reader.json").read_text())
+    lexical = {name: json.loads((RESEARCH / f"reading_probe_{name}.json").read_text()) for name in LEXICAL}
     segments = "; ".join(
         f"segment {k}: " + ", ".join(f"{name} {count:,}" for name, count in stream["drawn"].items())
         for k, stream in enumerate(scaling["streams"], 1)
@@ -286,6 +318,19 @@ again, which `search()` does not).
 {reading_table(reading)}
 
 {reading_verdict(reading)}
+
+### BM25 beside the dense search
+
+`{lexical["dev_lexical"]["command"]}`, the same with `--split test`, and with `--split test --encoder all-MiniLM-L6-v2`
+(`research/results/reading_probe_{{dev,test}}_lexical.json`, `reading_probe_test_lexical_minilm.json`). Where the
+model's own states cannot tell which of the top passages answers (research log), the words the query shares with
+each can. Hybrid search adds to each document's cosine its BM25 score over the query's best, times a weight
+(`search(..., lexical_weight=0.1)`, [usage.md](usage.md#bm25-beside-the-dense-search)); the re-ordering and the
+judged PRF use the same score on the first search's top k only (the PRF's softmax weights pull the query vector
+toward the passages, and that vector searches the whole corpus). Each kind at its best setting on the dev mean.
+Queries/s count embedding the queries and, for the hybrid search, indexing the task's corpus for BM25 and scoring it:
+
+{lexical_table(lexical["dev_lexical"], lexical["test_lexical"], lexical["test_lexical_minilm"])}
 
 ## Indexing speed
 

@@ -194,3 +194,35 @@ def test_mteb_cli_runs_the_reader(tiny_llm, tmp_path):
     scores = list((tmp_path / "results").rglob("SearchR3WordNetDemo.json"))
     assert len(scores) == 1
     assert 0.0 <= json.loads(scores[0].read_text())["scores"]["test"][0]["ndcg_at_10"] <= 1.0
+
+
+def test_hybrid_searches_with_bm25_in_mteb(tiny_llm, tmp_path, monkeypatch):
+    from sentence_transformers import SentenceTransformer
+
+    from st_search_r3 import SearchR3
+    from st_search_r3.lexical import LEXICAL_WEIGHT
+    from st_search_r3.mteb.model import SearchR3Hybrid
+
+    folder = str(tmp_path / "model")
+    SentenceTransformer(modules=[SearchR3(tiny_llm, max_seq_length=192, reasoning=False)]).save(folder)
+    monkeypatch.setattr(install_module, "install", lambda: folder)
+    model = mteb.get_model("search-r3-hybrid")
+    assert isinstance(model, SearchR3Hybrid) and model.mteb_model_meta.name == "st-search-r3/search-r3-hybrid"
+    assert model.lexical_weight == LEXICAL_WEIGHT and model.mteb_model_meta.model_type == ["hybrid"]
+    task = WordNetDemoRetrieval()
+    hybrid = mteb.evaluate(model, task, cache=None).task_results[0].get_score()
+    plain = mteb.evaluate(mteb.get_model("search-r3"), task, cache=None).task_results[0].get_score()
+    assert 0.0 <= hybrid <= 1.0 and hybrid != plain  # BM25 moved the ranking of the untrained model's cosines
+
+    task.load_data()
+    split = task.dataset["default"]["test"]
+    model.index(split["corpus"], task_metadata=task.metadata, hf_split="test", hf_subset="default", encode_kwargs={})
+    queries = split["queries"].select(range(5))
+    found = model.search(
+        queries, task_metadata=task.metadata, hf_split="test", hf_subset="default", top_k=3, encode_kwargs={}
+    )
+    direct = SentenceTransformer(folder, trust_remote_code=True)
+    expected = direct[0].search(list(queries["text"]), model.documents, top_k=3, lexical_weight=LEXICAL_WEIGHT)
+    assert [list(found[q]) for q in queries["id"]] == [
+        [model.document_ids[h["corpus_id"]] for h in row] for row in expected
+    ]

@@ -28,6 +28,7 @@ logger = logging.getLogger(__name__)
 
 MODEL_NAME = "search-r3"
 READER_NAME = f"{MODEL_NAME}-reader"  # the same model in MTEB, searching with reasoning that reads
+HYBRID_NAME = f"{MODEL_NAME}-hybrid"  # the same model in MTEB, searching with BM25 beside the cosine
 HUB_ID = f"sentence-transformers/{MODEL_NAME}"
 DOCUMENTATION_FILES = {"scores.md", "curves.png", "rl_curves.png"}
 

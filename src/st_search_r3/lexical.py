@@ -17,6 +17,7 @@ from functools import partial
 import numpy as np
 import torch
 
+LEXICAL_WEIGHT = 0.1  # chosen on the dev splits' mean nDCG@10 (docs/evaluation.md); search-r3-hybrid in MTEB uses it
 INSTALL_HINT = 'lexical search needs bm25s and PyStemmer: pip install "st-search-r3[lexical]"'
 
 

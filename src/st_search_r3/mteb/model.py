@@ -12,7 +12,7 @@ from mteb.models.model_meta import ModelMeta, ScoringFunction
 from st_search_r3 import __version__
 from st_search_r3.base_model import packaged_base_shape
 from st_search_r3.data.sources import SOURCE_TASKS, SOURCES
-from st_search_r3.install import HUB_ID, MODEL_NAME, READER_NAME
+from st_search_r3.install import HUB_ID, HYBRID_NAME, MODEL_NAME, READER_NAME
 from st_search_r3.model_card import SHIPPED_WEIGHTS, shipped_training_stages
 
 SEARCH_R3_CITATION = """@article{search_r3_2025,
@@ -127,6 +127,42 @@ def load_search_r3_reader(model_name: str, revision: str | None = None, device: 
     return SearchR3Reader(SentenceTransformer(str(install()), trust_remote_code=True, device=device, **kwargs))
 
 
+class SearchR3Hybrid(IndexedSearch):
+    """search-r3 with BM25 beside the cosine: :meth:`st_search_r3.module.SearchR3.search` with ``reading=False``
+    and ``lexical_weight`` (:mod:`st_search_r3.lexical`).
+
+    Args:
+        model: A ``SentenceTransformer`` whose module is :class:`~st_search_r3.module.SearchR3`.
+        lexical_weight: BM25's share; by default the one chosen on the dev splits.
+    """
+
+    def __init__(self, model, document_cache: dict | None = None, lexical_weight: float | None = None) -> None:
+        from st_search_r3.lexical import LEXICAL_WEIGHT
+
+        super().__init__(model, SEARCH_R3_HYBRID_META, document_cache)
+        self.lexical_weight = LEXICAL_WEIGHT if lexical_weight is None else lexical_weight
+
+    def hits(self, queries: list[str], top_k: int, batch_size: int) -> list[list[dict[str, int | float]]]:
+        return self.model[0].search(
+            queries,
+            self.documents,
+            top_k=top_k,
+            corpus_embeddings=self.vectors,
+            reading=False,
+            batch_size=batch_size,
+            lexical_weight=self.lexical_weight,
+        )
+
+
+def load_search_r3_hybrid(model_name: str, revision: str | None = None, device: str | None = None, **kwargs: Any):
+    """MTEB loader of ``search-r3-hybrid``: the installed default model, searching with BM25 beside the cosine."""
+    from sentence_transformers import SentenceTransformer
+
+    from st_search_r3.install import install
+
+    return SearchR3Hybrid(SentenceTransformer(str(install()), trust_remote_code=True, device=device, **kwargs))
+
+
 def _base_shape() -> dict[str, int]:
     """The packaged base's size from its GGUF header; zeros when the base wheel is missing (the loader then
     says how to install it)."""
@@ -187,3 +223,10 @@ SEARCH_R3_READER_META = SEARCH_R3_META.model_copy(
 )
 MODEL_REGISTRY[READER_NAME] = SEARCH_R3_READER_META
 MODEL_REGISTRY[SEARCH_R3_READER_META.name] = SEARCH_R3_READER_META
+
+# And searching with BM25 beside the cosine (mteb's "hybrid" model type).
+SEARCH_R3_HYBRID_META = SEARCH_R3_META.model_copy(
+    update={"name": f"{SEARCH_R3_META.name}-hybrid", "loader": load_search_r3_hybrid, "model_type": ["hybrid"]}
+)
+MODEL_REGISTRY[HYBRID_NAME] = SEARCH_R3_HYBRID_META
+MODEL_REGISTRY[SEARCH_R3_HYBRID_META.name] = SEARCH_R3_HYBRID_META
