@@ -1,6 +1,6 @@
 """What reading the first search's passages can win, on the built dev (or test) splits.
 
-    python research/reading_probe.py --split dev [--reader runs/reader/final]
+    python research/reading_probe.py --split dev [--model runs/reader/final] [--lexical]
 
 From the shipped model's direct (reasoning-off) vectors: nDCG@10 of the first search; the ceiling of reading k
 passages (the relevant document found in the top k moved to rank 1, k = 1, 3, 5); untrained vector Rocchio PRF
@@ -10,7 +10,9 @@ With ``--lexical``: does the words' overlap tell which of the top k answers, whe
 BM25 (:mod:`st_search_r3.lexical`) over the task's corpus; hybrid search over the whole corpus (two fusions, see
 :func:`lexical_rows`); the top k re-ordered by that hybrid score; and lexically judged PRF: q + beta * sum_i w_i d_i
 over the top k, w = softmax of the hybrid scores / (temperature x their spread), which searches the whole corpus
-again with one vector.
+again with one vector (``judged``; ``hybrid judged``: from the hybrid search's own top k, searching with BM25
+again). With ``--lexical`` the model reads what the hybrid search (weight ``LEXICAL_WEIGHT``) found,
+and its read vector searches with BM25 again (``hybrid read``), as ``search(..., lexical_weight=...)`` does.
 Document and direct query vectors are cached in ``runs/reading_probe/``. Writes
 ``research/results/reading_probe_<split><suffix>.json`` and prints a table.
 """
@@ -60,17 +62,15 @@ def zscore(scores: torch.Tensor) -> torch.Tensor:
     return (scores - scores.mean(dim=1, keepdim=True)) / scores.std(dim=1, keepdim=True).clamp_min(1e-6)
 
 
-def lexical_rows(direct, docs, scores, queries, documents, relevant) -> dict[str, float]:
+def lexical_rows(direct, docs, scores, lexical, relevant) -> dict[str, float]:
     """The BM25, hybrid, lexical re-ranking and lexically judged PRF settings (see the module docstring).
 
     Two fusions: ``z`` adds alpha times BM25's per-query z-score to the cosine's; ``max`` adds alpha times BM25
     over the query's best BM25 to the cosine itself (BM25's heavy tail makes its z-scores of matching documents
     large next to the cosine's)."""
-    from st_search_r3.lexical import LexicalIndex, hybrid_scores
+    from st_search_r3.lexical import hybrid_scores
 
-    start = time.perf_counter()
-    lexical = LexicalIndex(documents).scores(queries)
-    row = {"bm25": ndcg_recall(lexical, relevant)[0], "bm25 seconds": time.perf_counter() - start}
+    row = {"bm25": ndcg_recall(lexical, relevant)[0]}
     fusions = {
         **{f"z a{a}": zscore(scores) + a * zscore(lexical) for a in (0.1, 0.25, 0.5)},
         **{f"max a{a}": hybrid_scores(scores, lexical, a) for a in (0.05, 0.1, 0.2)},
@@ -90,6 +90,18 @@ def lexical_rows(direct, docs, scores, queries, documents, relevant) -> dict[str
                 for beta in (0.5, 1.0, 2.0):
                     read = F.normalize(direct + beta * (weights.unsqueeze(-1) * docs[top]).sum(1), dim=-1)
                     row[f"judged k{k} {name} t{temperature} b{beta}"] = ndcg_recall(read @ docs.T, relevant)[0]
+    # The same judged vector, from the hybrid search's own top k, searching with BM25 again: does moving the
+    # vector add to what BM25 already adds?
+    hybrid = fusions["max a0.1"]
+    spread = hybrid.std(dim=1, keepdim=True)
+    for k in (1, 2, 3):
+        judged, top = hybrid.topk(k, dim=1)
+        for temperature in (0.25, 1.0):
+            weights = torch.softmax(judged / (temperature * spread), dim=1)
+            for beta in (0.1, 0.25, 0.5):
+                read = F.normalize(direct + beta * (weights.unsqueeze(-1) * docs[top]).sum(1), dim=-1)
+                again = hybrid_scores(read @ docs.T, lexical, 0.1)
+                row[f"hybrid judged k{k} t{temperature} b{beta}"] = ndcg_recall(again, relevant)[0]
     return row
 
 
@@ -123,6 +135,7 @@ def main() -> None:
     from st_search_r3.data.sources import data_dir
     from st_search_r3.indexing import model_identity
     from st_search_r3.install import install
+    from st_search_r3.lexical import LEXICAL_WEIGHT, LexicalIndex, hybrid_scores
     from st_search_r3.reading import rocchio
     from st_search_r3.resolving import resolve_model
 
@@ -166,14 +179,16 @@ def main() -> None:
         row["off_qps"] = len(queries) / direct_seconds
         for k in (1, 3, 5):
             row[f"ceiling@{k}"] = ceiling(scores, relevant, k)
+        first = scores
         if args.lexical:
-            texts = [split.corpus[d] for d in doc_ids]
-            row.update(
-                lexical_rows(F.normalize(direct, dim=-1), F.normalize(docs, dim=-1), scores, queries, texts, relevant)
-            )
+            start = time.perf_counter()
+            lexical = LexicalIndex([split.corpus[d] for d in doc_ids]).scores(queries)
+            bm25_seconds = time.perf_counter() - start
+            row.update(lexical_rows(F.normalize(direct, dim=-1), F.normalize(docs, dim=-1), scores, lexical, relevant))
             # Both searches embed the queries; the hybrid one also indexes the corpus for BM25 and scores it.
-            row["hybrid qps"] = len(queries) / (direct_seconds + row.pop("bm25 seconds"))
-        top = scores.topk(10, dim=1).indices
+            row["hybrid qps"] = len(queries) / (direct_seconds + bm25_seconds)
+            first = hybrid_scores(scores, lexical, LEXICAL_WEIGHT)  # what the model reads, and how it searches again
+        top = first.topk(10, dim=1).indices
         for k in (1, 3, 5):
             for beta in (0.25, 0.5, 1.0):
                 row[f"rocchio k{k} b{beta}"] = ndcg_recall(rocchio(direct, docs, k, beta) @ docs.T, relevant)[0]
@@ -185,6 +200,9 @@ def main() -> None:
                 read = model.encode_query(inputs, convert_to_tensor=True, batch_size=16)
                 row[f"read k{k} t{tokens} qps"] = len(queries) / (time.perf_counter() - start + direct_seconds)
                 row[f"read k{k} t{tokens}"] = ndcg_recall(read @ docs.T, relevant)[0]
+                if args.lexical:
+                    again = hybrid_scores(F.normalize(read, dim=-1) @ docs.T, lexical, LEXICAL_WEIGHT)
+                    row[f"hybrid read k{k} t{tokens}"] = ndcg_recall(again, relevant)[0]
         print(json.dumps(row), flush=True)
         rows.append(row)
     keys = [key for key in rows[0] if key not in ("source", "queries", "documents") and "qps" not in key]

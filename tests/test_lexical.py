@@ -50,3 +50,31 @@ def test_search_with_lexical_weight(tiny_model, texts):
     for bad in (-0.1, "0.1", True, float("nan")):
         with pytest.raises(ValueError, match="lexical_weight"):
             module.search(queries, corpus, lexical_weight=bad)
+
+
+def test_reading_reads_what_the_hybrid_first_search_found(tiny_model, texts, monkeypatch):
+    module = tiny_model[0]
+    module.reasoning, module.read_top_k = False, 1
+    corpus = texts["documents"]
+    word = max(corpus[4].split(), key=len).strip(".,;:()")
+    read, embed = [], module.embed
+
+    def spy(items, **kwargs):
+        read.extend(item for item in items if isinstance(item, tuple))
+        return embed(items, **kwargs)
+
+    monkeypatch.setattr(module, "embed", spy)
+    # With a large weight BM25 decides both searches: the passage read is the one holding the word.
+    hits = module.search([word], corpus, reading=True, lexical_weight=10.0)
+    assert read == [(word, [corpus[4]])] and hits[0][0]["corpus_id"] == 4
+
+
+def test_reader_loss_ranks_by_the_cosine_plus_what_bm25_adds():
+    from st_search_r3.training.reader_training import reader_loss
+
+    read, documents = torch.tensor([[1.0, 0.0]]), torch.tensor([[1.0, 0.0], [0.0, 1.0]])
+    plain = reader_loss(read, documents, [[1]], temperature=1.0)
+    helped = reader_loss(read, documents, [[1]], temperature=1.0, lexical=torch.tensor([[0.0, 1.0]]))
+    torch.testing.assert_close(plain, torch.log1p(torch.exp(torch.tensor(1.0))))
+    torch.testing.assert_close(helped, torch.log(torch.tensor(2.0)))  # BM25 levels the two documents
+    assert reader_loss(read, documents, [[1]], 1.0, lexical=torch.zeros(1, 2)) == plain

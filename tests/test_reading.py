@@ -157,12 +157,14 @@ def test_read_script_trains_a_reader_that_loads_and_resumes(tiny_llm, tiny_data,
         "--read_passage_tokens",
         8,
     ]
-    arguments += ["--lora_r", 4, "--learning_rate", 1e-3, "--bf16", "false"]
+    arguments += ["--lora_r", 4, "--learning_rate", 1e-3, "--bf16", "false", "--lexical_weight", 0.1]
     result = run_train_script("read.py", "read.yaml", *arguments)
     assert result.returncode == 0, result.stderr[-3000:]
     final = tmp_path / "run" / "final"
     record = json.loads((final / "reader_record.json").read_text())
     assert record["steps"] == 3 and record["queries"] == 12 and all(np.isfinite(record["loss_history"]))
+    first_pass = torch.load(tmp_path / "run" / "first_pass.pt")
+    assert first_pass["lexical"].shape == (12, record["documents"]) and first_pass["lexical"].max() <= 0.1 + 1e-6
     settings = json.loads((final / "search_r3_config.json").read_text())
     assert settings["read_passage_tokens"] == 8
 

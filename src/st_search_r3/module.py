@@ -739,9 +739,10 @@ class SearchR3(InputModule):
                 nDCG@10: docs/evaluation.md).
             batch_size: Texts per forward pass.
             show_progress_bar: Bars over the corpus and the read queries.
-            lexical_weight: BM25's share in the search whose hits are returned: each document's cosine plus
-                ``lexical_weight`` times its BM25 score over the query's best (:mod:`st_search_r3.lexical`; needs
-                ``st-search-r3[lexical]``). 0: cosine only. 0.1 was chosen on the dev splits (docs/usage.md).
+            lexical_weight: BM25's share in each search (the first one, whose passages are read, and the one whose
+                hits are returned): each document's cosine plus ``lexical_weight`` times its BM25 score over the
+                query's best (:mod:`st_search_r3.lexical`; needs ``st-search-r3[lexical]``). 0: cosine only. 0.1
+                was chosen on the dev splits (docs/usage.md).
 
         Returns:
             Per query, ``{"corpus_id": index into corpus, "score": cosine}`` dicts (the hybrid score where

@@ -116,28 +116,33 @@ def search(
         )
     documents = _as_corpus_tensor(corpus_embeddings, len(corpus), dimension)
     direct = module.embed(list(queries), task="query", reasoning=False, batch_size=batch_size)
-    last_pass = partial(_last_pass, queries=queries, corpus=corpus, top_k=top_k, lexical_weight=lexical_weight)
+    index = None
+    if lexical_weight > 0:
+        from st_search_r3.lexical import LexicalIndex
+
+        index = LexicalIndex(corpus)
+    ranked = partial(_ranked, documents=documents, queries=queries, index=index, lexical_weight=lexical_weight)
     if not reading:
-        return last_pass(direct, documents)
-    first = semantic_search(direct, documents, top_k=min(module.read_top_k, len(corpus)))
+        return ranked(direct, top_k=min(top_k, len(corpus)))
+    first = ranked(direct, top_k=min(module.read_top_k, len(corpus)))
     inputs = [(query, [corpus[hit["corpus_id"]] for hit in hits]) for query, hits in zip(queries, first)]
     read = module.embed(
         inputs, task="query", batch_size=batch_size, show_progress_bar=show_progress_bar, read_fuse_direct=False
     )
     if module.read_fuse_direct:  # the direct vectors are at hand: fused here, not computed again
         read = F.normalize(fuse(read, direct), dim=-1)
-    return last_pass(read, documents)
+    return ranked(read, top_k=min(top_k, len(corpus)))
 
 
-def _last_pass(vectors, documents, queries, corpus, top_k, lexical_weight, chunk: int = 256):
-    """The search whose hits are returned: the vectors' cosines, plus BM25 where ``lexical_weight`` > 0
-    (:func:`st_search_r3.lexical.hybrid_scores`), over the whole corpus, ``chunk`` queries at a time."""
-    top_k = min(top_k, len(corpus))
+def _ranked(vectors, documents, queries, index, lexical_weight, top_k, chunk: int = 256):
+    """The ``top_k`` documents of each query by the vectors' cosines, plus BM25 where ``lexical_weight`` > 0
+    (:func:`st_search_r3.lexical.hybrid_scores`, ``index`` being the corpus's :class:`LexicalIndex`), over the whole
+    corpus, ``chunk`` queries at a time."""
     if lexical_weight == 0:
         return semantic_search(vectors, documents, top_k=top_k)
-    from st_search_r3.lexical import LexicalIndex, hybrid_scores
+    from st_search_r3.lexical import hybrid_scores
 
-    index, vectors, hits = LexicalIndex(corpus), F.normalize(vectors.float(), dim=-1), []
+    vectors, hits = F.normalize(vectors.float(), dim=-1), []
     for start in range(0, len(queries), chunk):
         cosine = vectors[start : start + chunk] @ documents.T
         scores = hybrid_scores(cosine, index.scores(queries[start : start + chunk]), lexical_weight)

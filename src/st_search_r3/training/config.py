@@ -275,12 +275,25 @@ class SearchR3ReaderConfig(SearchR3TrainingConfig):
             "rank order the first one is the relevant one two times in three, and pointing at it is all it learns"
         },
     )
+    lexical_weight: float = field(
+        default=0.0,
+        metadata={
+            "help": "BM25's share in the first search and in the scores the loss ranks by, as search(..., "
+            "lexical_weight) uses it: the reader learns what the shared words do not already say (0: cosine only)"
+        },
+    )
     temperature: float = field(default=0.05, metadata={"help": "InfoNCE temperature"})
     learning_rate: float = field(default=2.0e-4, metadata={"help": "peak learning rate of the reader's LoRA"})
     warmup_ratio: float = field(default=0.05, metadata={"help": "share of the steps spent warming up"})
     batch_size: int = field(default=16, metadata={"help": "queries per step"})
     epochs: float = field(default=1.0, metadata={"help": "passes over the training queries"})
-    bf16: bool = field(default=True, metadata={"help": "bfloat16 autocast on the CPU (the weights stay float32)"})
+    bf16: bool = field(
+        default=True,
+        metadata={
+            "help": "bfloat16 autocast on the CPU (the weights stay float32); float32 where the CPU has no bfloat16 "
+            "hardware, on which it is emulated several times slower"
+        },
+    )
     output_dir: str = field(default="runs/reader", metadata={"help": "checkpoints, the first pass and final/"})
     seed: int = field(default=0, metadata={"help": "draw of the queries and their order"})
 
@@ -289,6 +302,8 @@ class SearchR3ReaderConfig(SearchR3TrainingConfig):
         refuse_held_out(self.sources)
         if self.read_top_k < 1 or self.read_passage_tokens < 1 or self.batch_size < 1:
             raise ValueError("read_top_k, read_passage_tokens and batch_size must be >= 1")
+        if not self.lexical_weight >= 0:
+            raise ValueError(f"lexical_weight must be >= 0, got {self.lexical_weight}")
 
 
 def parse_config(dataclass_types: tuple, default_config: str | Path, description: str, argv: list[str] | None = None):

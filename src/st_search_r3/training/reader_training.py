@@ -32,7 +32,7 @@ from st_search_r3.data.retrieval_split import RetrievalSplit
 from st_search_r3.embedding import fuse
 from st_search_r3.module import SearchR3
 from st_search_r3.reader import Reader
-from st_search_r3.training.config import SearchR3ReaderConfig
+from st_search_r3.training.config import SearchR3ReaderConfig, native_cpu_bf16
 
 logger = logging.getLogger(__name__)
 
@@ -40,11 +40,13 @@ logger = logging.getLogger(__name__)
 def first_pass_examples(model, config: SearchR3ReaderConfig) -> dict:
     """The training examples, computed once into ``output_dir/first_pass.pt``: per query its text, its passages
     (the first search's top ``read_top_k``) and its relevant rows of ``documents`` (all sources' sampled corpora,
-    normalised, as the frozen model embeds them), and ``direct``, the queries' direct vectors in that order."""
+    normalised, as the frozen model embeds them), ``direct``, the queries' direct vectors in that order, and, where
+    ``lexical_weight`` > 0, ``lexical``: what BM25 adds to each query-document cosine (``hybrid_scores`` over the
+    query's own source's corpus; 0 for the other sources' documents), which also orders the first search."""
     cache = Path(config.output_dir) / "first_pass.pt"
     if cache.is_file():
         return torch.load(cache)
-    examples, documents, directs = [], [], []
+    examples, documents, directs, lexical = [], [], [], []
     offset = 0
     for source in config.sources:
         split = RetrievalSplit.load(config.root() / source / "train")
@@ -55,7 +57,14 @@ def first_pass_examples(model, config: SearchR3ReaderConfig) -> dict:
         query_ids = [q for q in split.queries if split.qrels.get(q)]
         queries = [split.queries[q] for q in query_ids]
         direct = model.encode_query(queries, batch_size=32, convert_to_tensor=True, normalize_embeddings=True)
-        top = (direct @ vectors.T).topk(min(config.read_top_k, len(texts)), dim=1).indices.tolist()
+        scores = direct @ vectors.T
+        if config.lexical_weight > 0:
+            from st_search_r3.lexical import LexicalIndex, hybrid_scores
+
+            bonus = hybrid_scores(torch.zeros_like(scores), LexicalIndex(texts).scores(queries), config.lexical_weight)
+            lexical.append((offset, bonus))
+            scores = scores + bonus
+        top = scores.topk(min(config.read_top_k, len(texts)), dim=1).indices.tolist()
         found = 0
         for query_id, query, row in zip(query_ids, queries, top):
             relevant = [position[d] for d, score in split.qrels[query_id].items() if score > 0 and d in position]
@@ -72,15 +81,29 @@ def first_pass_examples(model, config: SearchR3ReaderConfig) -> dict:
         directs.append(direct)
         offset += len(texts)
     result = {"examples": examples, "documents": torch.cat(documents), "direct": torch.cat(directs)}
+    if lexical:
+        result["lexical"] = torch.zeros(len(examples), offset)
+        row = 0
+        for start, bonus in lexical:
+            result["lexical"][row : row + len(bonus), start : start + bonus.shape[1]] = bonus
+            row += len(bonus)
     with staged_file(cache) as staging:
         torch.save(result, staging)
     return result
 
 
-def reader_loss(read: torch.Tensor, documents: torch.Tensor, relevant: list[list[int]], temperature: float):
+def reader_loss(
+    read: torch.Tensor,
+    documents: torch.Tensor,
+    relevant: list[list[int]],
+    temperature: float,
+    lexical: torch.Tensor | None = None,
+):
     """InfoNCE of each read vector against every document: the first relevant one is the target, the other
-    relevant ones are left out of the negatives."""
-    logits = F.normalize(read.float(), dim=-1) @ documents.T / temperature
+    relevant ones are left out of the negatives. ``lexical``, added to the cosines, is what BM25 adds to them in
+    the search the read vector will make."""
+    scores = F.normalize(read.float(), dim=-1) @ documents.T
+    logits = (scores if lexical is None else scores + lexical) / temperature
     targets = torch.tensor([rows[0] for rows in relevant], device=logits.device)
     others = torch.zeros_like(logits, dtype=torch.bool)
     for i, rows in enumerate(relevant):
@@ -128,7 +151,7 @@ def train_reader(config: SearchR3ReaderConfig) -> Path:
     if module.reader is not None:
         raise ValueError(f"{config.model} has a reader already; train on the model without it")
     data = first_pass_examples(model, config)
-    examples, documents, direct = data["examples"], data["documents"], data["direct"]
+    examples, documents, direct, lexical = data["examples"], data["documents"], data["direct"], data.get("lexical")
 
     for param in module.parameters():
         param.requires_grad_(False)
@@ -146,7 +169,10 @@ def train_reader(config: SearchR3ReaderConfig) -> Path:
         step, history = state["step"], state["history"]
         logger.info("resumed at step %d of %d", step, total)
 
-    autocast = torch.autocast("cpu", dtype=torch.bfloat16, enabled=config.bf16)
+    bf16 = config.bf16 and native_cpu_bf16()  # emulated bf16 is several times slower than float32
+    if config.bf16 and not bf16:
+        logger.warning("The CPU has no bfloat16 hardware (AVX512-BF16, AMX): training in float32, not bf16 autocast")
+    autocast = torch.autocast("cpu", dtype=torch.bfloat16, enabled=bf16)
     last_save = time.time()
     progress = tqdm(total=total, initial=step, desc="reader", unit="step")
     while step < total:
@@ -164,7 +190,8 @@ def train_reader(config: SearchR3ReaderConfig) -> Path:
             read = module(features)["sentence_embedding"]
         if config.read_fuse_direct:
             read = fuse(read, direct[rows])
-        loss = reader_loss(read, documents, [e["relevant"] for e in batch], config.temperature)
+        bonus = None if lexical is None else lexical[rows]
+        loss = reader_loss(read, documents, [e["relevant"] for e in batch], config.temperature, bonus)
         loss.backward()
         optimizer.step()
         optimizer.zero_grad(set_to_none=True)
