@@ -68,7 +68,7 @@ def lexical_rows(direct, docs, scores, lexical, relevant) -> dict[str, float]:
     Two fusions: ``z`` adds alpha times BM25's per-query z-score to the cosine's; ``max`` adds alpha times BM25
     over the query's best BM25 to the cosine itself (BM25's heavy tail makes its z-scores of matching documents
     large next to the cosine's)."""
-    from st_search_r3.lexical import hybrid_scores
+    from st_search_r3.lexical import LEXICAL_WEIGHT, hybrid_scores
 
     row = {"bm25": ndcg_recall(lexical, relevant)[0]}
     fusions = {
@@ -92,7 +92,7 @@ def lexical_rows(direct, docs, scores, lexical, relevant) -> dict[str, float]:
                     row[f"judged k{k} {name} t{temperature} b{beta}"] = ndcg_recall(read @ docs.T, relevant)[0]
     # The same judged vector, from the hybrid search's own top k, searching with BM25 again: does moving the
     # vector add to what BM25 already adds?
-    hybrid = fusions["max a0.1"]
+    hybrid = fusions[f"max a{LEXICAL_WEIGHT}"]
     spread = hybrid.std(dim=1, keepdim=True)
     for k in (1, 2, 3):
         judged, top = hybrid.topk(k, dim=1)

@@ -244,6 +244,15 @@ def test_bf16_autocast_is_dropped_only_where_the_cpu_emulates_it(tmp_path, monke
     assert args.mixed_precision == ("bf16" if native else "no")
 
 
+@pytest.mark.parametrize("native", [True, False])
+def test_reader_and_other_autocast_users_take_bf16_only_where_the_cpu_has_it(monkeypatch, native):
+    from st_search_r3.training import config
+
+    monkeypatch.setattr(config, "native_cpu_bf16", lambda: native)
+    assert config.cpu_bf16(True) is native
+    assert config.cpu_bf16(False) is False
+
+
 def test_own_training_data_drops_what_belongs_to_the_built_sources():
     from sentence_transformers import SentenceTransformerTrainingArguments
 

@@ -358,14 +358,22 @@ def native_cpu_bf16(cpuinfo: str | Path = "/proc/cpuinfo") -> bool:
     return re.search(r"\b(avx512_bf16|amx_bf16|bf16)\b", flags) is not None
 
 
-def drop_emulated_bf16(args) -> None:
-    """Turns ``bf16`` autocast off for a CPU run where the CPU has no bfloat16 hardware.
+def cpu_bf16(requested: bool) -> bool:
+    """Whether a CPU run takes the ``requested`` bf16 autocast: not where the CPU has no bfloat16 hardware.
 
     oneDNN then emulates bfloat16: one step of the release recipe took 32 s in bf16 autocast against 11 s in
-    float32 on a 2-core Xeon without AVX512-BF16, and float32 is the more precise of the two. The CPU recipes
-    ask for bf16 because it is the faster one where the hardware has it (AMD EPYC Zen 4, Xeon Sapphire Rapids).
+    float32 on a 2-core Xeon without AVX512-BF16 (a reader step did not finish in five minutes on an AMD EPYC
+    without it), and float32 is the more precise of the two. The CPU recipes ask for bf16 because it is the faster
+    one where the hardware has it (AMD EPYC Zen 4, Xeon Sapphire Rapids).
     """
-    if getattr(args, "bf16", False) and args.device.type == "cpu" and not native_cpu_bf16():
+    if requested and not native_cpu_bf16():
         logger.warning("The CPU has no bfloat16 hardware (AVX512-BF16, AMX): training in float32, not bf16 autocast")
+        return False
+    return requested
+
+
+def drop_emulated_bf16(args) -> None:
+    """Turns the trainer arguments' ``bf16`` autocast off for a CPU run where it is emulated (:func:`cpu_bf16`)."""
+    if getattr(args, "bf16", False) and args.device.type == "cpu" and not cpu_bf16(True):
         args.bf16 = False
         args.mixed_precision = "no"

@@ -32,7 +32,7 @@ from st_search_r3.data.retrieval_split import RetrievalSplit
 from st_search_r3.embedding import fuse
 from st_search_r3.module import SearchR3
 from st_search_r3.reader import Reader
-from st_search_r3.training.config import SearchR3ReaderConfig, native_cpu_bf16
+from st_search_r3.training.config import SearchR3ReaderConfig, cpu_bf16
 
 logger = logging.getLogger(__name__)
 
@@ -169,10 +169,7 @@ def train_reader(config: SearchR3ReaderConfig) -> Path:
         step, history = state["step"], state["history"]
         logger.info("resumed at step %d of %d", step, total)
 
-    bf16 = config.bf16 and native_cpu_bf16()  # emulated bf16 is several times slower than float32
-    if config.bf16 and not bf16:
-        logger.warning("The CPU has no bfloat16 hardware (AVX512-BF16, AMX): training in float32, not bf16 autocast")
-    autocast = torch.autocast("cpu", dtype=torch.bfloat16, enabled=bf16)
+    autocast = torch.autocast("cpu", dtype=torch.bfloat16, enabled=cpu_bf16(config.bf16))
     last_save = time.time()
     progress = tqdm(total=total, initial=step, desc="reader", unit="step")
     while step < total:
