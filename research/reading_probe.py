@@ -100,7 +100,7 @@ def lexical_rows(direct, docs, scores, lexical, relevant) -> dict[str, float]:
             weights = torch.softmax(judged / (temperature * spread), dim=1)
             for beta in (0.1, 0.25, 0.5):
                 read = F.normalize(direct + beta * (weights.unsqueeze(-1) * docs[top]).sum(1), dim=-1)
-                again = hybrid_scores(read @ docs.T, lexical, 0.1)
+                again = hybrid_scores(read @ docs.T, lexical, LEXICAL_WEIGHT)
                 row[f"hybrid judged k{k} t{temperature} b{beta}"] = ndcg_recall(again, relevant)[0]
     return row
 

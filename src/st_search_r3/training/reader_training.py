@@ -62,7 +62,7 @@ def first_pass_examples(model, config: SearchR3ReaderConfig) -> dict:
             from st_search_r3.lexical import LexicalIndex, hybrid_scores
 
             bonus = hybrid_scores(torch.zeros_like(scores), LexicalIndex(texts).scores(queries), config.lexical_weight)
-            lexical.append((offset, bonus))
+            lexical.append(bonus)
             scores = scores + bonus
         top = scores.topk(min(config.read_top_k, len(texts)), dim=1).indices.tolist()
         found = 0
@@ -81,12 +81,8 @@ def first_pass_examples(model, config: SearchR3ReaderConfig) -> dict:
         directs.append(direct)
         offset += len(texts)
     result = {"examples": examples, "documents": torch.cat(documents), "direct": torch.cat(directs)}
-    if lexical:
-        result["lexical"] = torch.zeros(len(examples), offset)
-        row = 0
-        for start, bonus in lexical:
-            result["lexical"][row : row + len(bonus), start : start + bonus.shape[1]] = bonus
-            row += len(bonus)
+    if lexical:  # each source's queries against its own corpus: the blocks of the diagonal
+        result["lexical"] = torch.block_diag(*lexical)
     with staged_file(cache) as staging:
         torch.save(result, staging)
     return result
