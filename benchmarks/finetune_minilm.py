@@ -44,7 +44,7 @@ def recipe_triplets():
     for name in PARTS:
         path = ROOT / "train" / "configs" / name
         config, args = parse_config((SearchR3SFTConfig, SentenceTransformerTrainingArguments), path, "", [])
-        check_data(config.root(), config.sources, config.data_sha256)
+        check_data(config.root(), config.sources, config.data_sha256, expected_triplets=config.triplets_sha256)
         parts.append(load_triplets(config, args.seed)[0])
     return concatenate_datasets(parts)
 

@@ -127,7 +127,8 @@ def tiny_data(tmp_path) -> Path:
     mine_hard_negatives(splits["train"], guide, show_progress_bar=False).save_to_disk(
         str(root / "wordnet" / "train_triplets")
     )
-    (root / "wordnet" / "manifest.json").write_text(json.dumps({"files": {"train/qrels.jsonl": "x"}}))
+    files = {"train/qrels.jsonl": "x", "train_triplets/data-00000-of-00001.arrow": "y"}
+    (root / "wordnet" / "manifest.json").write_text(json.dumps({"files": files}))
     return root
 
 

@@ -10,7 +10,7 @@ import pytest
 import yaml
 from datasets import Dataset, concatenate_datasets
 
-from st_search_r3.training.recipe import check_data, data_sha256, draw_rows, rows_sha256
+from st_search_r3.training.recipe import check_data, data_sha256, draw_rows, rows_sha256, split_files
 
 ROOT = Path(__file__).parent.parent
 # Recipe part -> its run's committed record and how many triplets it drew.
@@ -25,11 +25,13 @@ def test_each_recipe_part_pins_the_data_and_the_draw_of_its_shipped_run(part):
     folder, drawn = PARTS[part]
     config = yaml.safe_load((ROOT / "train" / "configs" / f"{part}.yaml").read_text())
     record = json.loads((ROOT / "benchmarks" / "results" / "sft_runs" / folder / "training_record.json").read_text())
-    # The run's own files, hash by hash, are the files the recipe pins.
+    # The run's own files, hash by hash, are the files the recipe pins: its splits, and its mined triplets.
     files = record["data_sha256"]
     if part in RENAMED:
         files = {name.replace("infomanuals/", f"{RENAMED[part]}/"): digest for name, digest in files.items()}
-    assert data_sha256(files) == config["data_sha256"] == record["recipe"]["data_sha256"]
+    assert data_sha256(files) == record["recipe"]["data_sha256"]
+    assert data_sha256(split_files(files)) == config["data_sha256"]
+    assert data_sha256(split_files(files, mined=True)) == config["triplets_sha256"]
     # The run's settings are the recipe's (the first parts' source renamed as above).
     run = record["config"]
     sources = [RENAMED.get(part, s) if s == "infomanuals" else s for s in run["sources"]]
@@ -76,8 +78,28 @@ def test_draw_rows_is_the_shuffled_weighted_mix_datasets_draws(weights):
     assert draw_rows(sizes, weights, 100, seed=7) == list(zip(mixed["source"], mixed["row"]))
 
 
-def test_training_refuses_data_other_than_the_recipe_pins(tiny_data):
+def test_training_refuses_splits_other_than_the_recipe_pins(tiny_data):
     built = check_data(tiny_data, ["wordnet"], None)
-    assert check_data(tiny_data, ["wordnet"], built) == built
+    assert check_data(tiny_data, ["wordnet"], built["data_sha256"]) == built
     with pytest.raises(ValueError, match="python -m st_search_r3.data.build --sources wordnet"):
         check_data(tiny_data, ["wordnet"], "0" * 64)
+
+
+def test_other_mined_triplets_are_reported_not_refused(tiny_data, caplog):
+    """Mining ranks negatives with float kernels that differ between CPUs: the same splits mine other triplets."""
+    built = check_data(tiny_data, ["wordnet"], None)
+    with caplog.at_level("WARNING", logger="st_search_r3.training.recipe"):
+        assert check_data(tiny_data, ["wordnet"], built["data_sha256"], expected_triplets=built["triplets_sha256"]) == built
+        assert not caplog.records
+        assert check_data(tiny_data, ["wordnet"], built["data_sha256"], expected_triplets="0" * 64) == built
+    assert "mined training triplets differ" in caplog.text and built["triplets_sha256"] in caplog.text
+
+
+def test_a_changed_split_is_refused_however_the_triplets_hash(tiny_data):
+    built = check_data(tiny_data, ["wordnet"], None)
+    manifest = tiny_data / "wordnet" / "manifest.json"
+    files = json.loads(manifest.read_text())
+    files["files"]["train/qrels.jsonl"] = "another qrels file"
+    manifest.write_text(json.dumps(files))
+    with pytest.raises(ValueError, match="training splits are not those"):
+        check_data(tiny_data, ["wordnet"], built["data_sha256"], expected_triplets=built["triplets_sha256"])

@@ -32,6 +32,7 @@ def test_smoke_config_trains_two_steps_and_saves_a_loadable_model(tiny_llm, tiny
     record = json.loads((final / "training_record.json").read_text())
     assert record["steps"] == 2 and record["pairs_this_run"] == 8 and record["pairs_per_second"] > 0
     assert record["cpu_seconds_this_run"] > 0
+    assert len(record["data_sha256"]) == len(record["triplets_sha256"]) == 64, "the splits and mined triplets used"
     assert (tmp_path / "run" / "curves.png").is_file()
     assert any("eval_wordnet-dev_cosine_ndcg@10" in row for row in record["log_history"])
     # Half of the anchors were trained after the base model's reasoning, generated once and kept.
@@ -263,9 +264,10 @@ def test_own_training_data_drops_what_belongs_to_the_built_sources():
         return parse_config(types, ROOT / "train/configs/sft_all.yaml", "", argv=list(argv))
 
     recipe, args = parse()
-    assert recipe.data_sha256 and recipe.reasoning_queries == 600 and recipe.eval_task == "wordnet"
+    assert recipe.data_sha256 and recipe.triplets_sha256 and recipe.reasoning_queries == 600
+    assert recipe.eval_task == "wordnet"
     mine, args = parse("--train_data", "mine.jsonl")
-    assert (mine.data_sha256, mine.reasoning_queries, mine.eval_task) == (None, 0, None)
+    assert (mine.data_sha256, mine.triplets_sha256, mine.reasoning_queries, mine.eval_task) == (None, None, 0, None)
     assert args.eval_strategy == "no", "nothing to evaluate unless --eval_data is given"
     mine, args = parse("--train_data=mine.jsonl", "--eval_data", "my_beir", "--reasoning_queries", "5")
     assert mine.reasoning_queries == 5 and mine.eval_data == "my_beir" and args.eval_strategy == "steps"

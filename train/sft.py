@@ -23,7 +23,9 @@ DEFAULT_CONFIG = Path(__file__).parent / "configs" / "sft_all.yaml"
 def main() -> None:
     config, args = parse_config((SearchR3SFTConfig, SentenceTransformerTrainingArguments), DEFAULT_CONFIG, __doc__)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s: %(message)s", datefmt="%H:%M:%S")
-    data_sha256 = check_data(config.root(), config.sources, config.data_sha256, config.train_data)
+    data_hashes = check_data(
+        config.root(), config.sources, config.data_sha256, config.train_data, config.triplets_sha256
+    )
     model = build_model(config)
     with PartialState().main_process_first():  # reasoning targets are generated once, by the main process
         train_dataset, draw = load_training_set(config, model, seed=args.seed)
@@ -52,7 +54,7 @@ def main() -> None:
             CurvesCallback(args.output_dir),
         ],
     )
-    record = {"training_arguments": args.to_dict(), "data_sha256": data_sha256, "draw": draw}
+    record = {"training_arguments": args.to_dict(), **data_hashes, "draw": draw}
     train_and_save(trainer, model, config, args, resume_checkpoint(config, args), record, unit="pairs")
 
 

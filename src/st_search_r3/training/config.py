@@ -87,8 +87,15 @@ class SearchR3SFTConfig(SearchR3TrainingConfig):
     data_sha256: str | None = field(
         default=None,
         metadata={
-            "help": "the sha256 of the built training files the recipe was made on (see training.recipe); training "
-            "stops with an error when the built data differs. None: no check"
+            "help": "the sha256 of the built training splits the recipe was made on (see training.recipe), or of "
+            "the --train_data files; training stops with an error when the data differs. None: no check"
+        },
+    )
+    triplets_sha256: str | None = field(
+        default=None,
+        metadata={
+            "help": "the sha256 of the mined training triplets the recipe was made on; a difference (mining ranks "
+            "negatives with float arithmetic that differs between CPUs) is logged, not an error. None: no check"
         },
     )
     max_seq_length: int = field(default=192, metadata={"help": "longest prompt in tokens while training"})
@@ -169,6 +176,7 @@ class SearchR3SFTConfig(SearchR3TrainingConfig):
     # See parse_config: the default recipe's settings of the built data, undone for --train_data.
     own_data_settings: ClassVar[dict[str, str]] = {
         "data_sha256": "null",
+        "triplets_sha256": "null",
         "reasoning_queries": "0",
         "eval_task": "null",
         "eval_strategy": "no",
