@@ -63,16 +63,17 @@ def loops(token_ids: tuple[int, ...], n: int = 4, times: int = 3) -> bool:
     return any(count >= times for count in grams.values())
 
 
-def ranks(queries: np.ndarray, documents: np.ndarray, relevant: list[list[int]]) -> list[int]:
-    """1-based rank of each query's best-placed relevant document (ties counted against it)."""
-    scores = queries @ documents.T
+def ranks(scores: np.ndarray, relevant: list[list[int]]) -> list[int]:
+    """1-based rank of each query's best-placed relevant document (ties counted against it), from the
+    query-document ``scores``."""
     best = np.array([scores[i, rows].max() for i, rows in enumerate(relevant)])
     return [int(r) for r in (scores >= best[:, None]).sum(axis=1)]
 
 
-def ndcg_at_10(queries: np.ndarray, documents: np.ndarray, relevant: list[list[int]]) -> np.ndarray:
-    """Each query's nDCG@10 over all its relevant documents (trec_eval's ``ndcg_cut_10``, binary gains)."""
-    top = np.argsort(-(queries @ documents.T), axis=1, kind="stable")[:, :10]
+def ndcg_at_10(scores: np.ndarray, relevant: list[list[int]]) -> np.ndarray:
+    """Each query's nDCG@10 over all its relevant documents (trec_eval's ``ndcg_cut_10``, binary gains), from the
+    query-document ``scores``."""
+    top = np.argsort(-scores, axis=1, kind="stable")[:, :10]
     return np.array([dcg_reward(row.tolist(), rows, k=10) for row, rows in zip(top, relevant)])
 
 
@@ -101,8 +102,8 @@ def report_task(
         start = time.perf_counter()
         vectors = model.encode_query(queries, batch_size=batch_size, reasoning=reasoning, show_progress_bar=True)
         timings[mode] = len(queries) / (time.perf_counter() - start)
-        rank[mode] = ranks(vectors, documents, relevant)
-        ndcg[mode] = ndcg_at_10(vectors, documents, relevant)
+        scores = vectors @ documents.T
+        rank[mode], ndcg[mode] = ranks(scores, relevant), ndcg_at_10(scores, relevant)
         if reasoning:  # remembered from the encoding: no generation here
             traces[mode] = module.reasoning_traces(queries, reasoning=reasoning)
     reasoned = [i for i, t in enumerate(traces["auto"]) if t.token_ids]
@@ -120,8 +121,9 @@ def report_task(
         pairs = [(query, reasoning) for query, group in zip(queries, drawn) for reasoning in group]
         sampled = model.encode_query(pairs, batch_size=batch_size, reasoning=True, show_progress_bar=True)
         repeated = [rows for rows in relevant for _ in range(num_samples)]
-        rank_samples = np.array(ranks(sampled, documents, repeated)).reshape(len(queries), num_samples)
-        ndcg_samples = ndcg_at_10(sampled, documents, repeated).reshape(len(queries), num_samples)
+        scores = sampled @ documents.T
+        rank_samples = np.array(ranks(scores, repeated)).reshape(len(queries), num_samples)
+        ndcg_samples = ndcg_at_10(scores, repeated).reshape(len(queries), num_samples)
         oracle = {
             "ndcg_at_10_samples_mean": float(ndcg_samples.mean()),
             "ndcg_at_10_oracle_off_greedy_samples": float(np.maximum(best_greedy, ndcg_samples.max(axis=1)).mean()),

@@ -64,7 +64,7 @@ def collect(split_name: str, num_queries: int) -> None:
                 views[name], axis=1, keepdims=True
             )
             views[f"fused_{name}"] = fused / np.linalg.norm(fused, axis=1, keepdims=True)
-        found = {name: ranks(vectors, documents, relevant) for name, vectors in views.items()}
+        found = {name: ranks(vectors @ documents.T, relevant) for name, vectors in views.items()}
         with torch.inference_mode():
             for start in range(0, len(queries), 16):
                 prompts = [module.query_prompt_ids(q) for q in queries[start : start + 16]]

@@ -26,8 +26,8 @@ def test_ndcg_counts_every_relevant_document_as_pytrec_eval_does(report):
     rng = np.random.default_rng(0)
     queries, documents = rng.normal(size=(6, 8)), rng.normal(size=(40, 8))
     relevant = [[0], [1, 2], [3, 4, 5], [39], [10, 20], [7]]
-    ours = report.ndcg_at_10(queries, documents, relevant)
     scores = queries @ documents.T
+    ours = report.ndcg_at_10(scores, relevant)
     run = {str(q): {str(d): float(scores[q, d]) for d in range(40)} for q in range(6)}
     qrels = {str(q): {str(d): 1 for d in rows} for q, rows in enumerate(relevant)}
     theirs = pytrec_eval.RelevanceEvaluator(qrels, {"ndcg_cut.10"}).evaluate(run)
@@ -37,5 +37,6 @@ def test_ndcg_counts_every_relevant_document_as_pytrec_eval_does(report):
 def test_rank_is_that_of_the_best_placed_relevant_document(report):
     queries = np.array([[1.0, 0.0]])
     documents = np.array([[0.9, 0.1], [0.5, 0.5], [1.0, 0.0]])
-    assert report.ranks(queries, documents, [[1, 2]]) == [1]
-    assert report.ranks(queries, documents, [[1]]) == [3]
+    scores = queries @ documents.T
+    assert report.ranks(scores, [[1, 2]]) == [1]
+    assert report.ranks(scores, [[1]]) == [3]
