@@ -31,7 +31,7 @@ def run(triplets: Path, folder: Path, batch: int, document_tokens: int, checkpoi
     command = [
         sys.executable, str(ROOT / "train" / "sft.py"), "--train_data", str(triplets), "--output_dir", str(folder),
         "--max_steps", str(steps), "--per_device_train_batch_size", str(batch), "--max_train_pairs", str(batch * steps),
-        "--max_document_tokens", str(document_tokens), "--gradient_checkpointing", str(checkpointing).lower(),
+        "--max_document_tokens", str(document_tokens), "--activation_checkpointing", str(checkpointing).lower(),
         "--save_strategy", "no", "--logging_steps", "1", *device,
     ]  # fmt: skip
     result = subprocess.run(command, capture_output=True, text=True, cwd=ROOT)

@@ -82,7 +82,7 @@ TINY = {
     "rl.py": ["--max_steps", "1", "--num_generations", "2", "--per_device_train_batch_size", "2",
               "--max_completion_length", "5", "--train_queries", "2", "--corpus_size", "10", "--refresh_size", "2",
               "--eval_queries", "2", "--eval_documents", "10", "--ranking_k", "5", "--save_steps", "1", "--bf16",
-              "false", "--use_vllm", "false", "--gradient_checkpointing", "false"],
+              "false", "--use_vllm", "false", "--activation_checkpointing", "false"],
 }  # fmt: skip
 
 

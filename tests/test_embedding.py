@@ -42,7 +42,7 @@ def test_shared_prefix_hidden_states_equal_the_full_pass_with_the_same_gradients
     module = tiny_model[0]
     model = module.auto_model
     if checkpointing:  # the KV cache is off under gradient checkpointing: the prefix then runs per row
-        model.gradient_checkpointing_enable()
+        model.activation_checkpointing_enable()
         model.train()
     features = module.preprocess(texts["documents"], task="document")
     ids, mask = features["input_ids"], features["attention_mask"]

@@ -67,7 +67,7 @@ def grpo_trainer(tiny_model, tmp_path, **settings):
         max_completion_length=module.max_reasoning_tokens + 1,
         use_cpu=True,
         bf16=False,
-        gradient_checkpointing=False,
+        activation_checkpointing=False,
         report_to="none",
         **settings,
     )
@@ -198,7 +198,7 @@ def test_gpu_configs_name_only_real_fields_and_ask_for_bf16(name):
     config = yaml.safe_load((ROOT / "train" / "configs" / "gpu" / name).read_text())
     fields = {kind: {field.name for field in dataclasses.fields(kind)} for kind in (ours, trainer)}
     assert set(config) <= fields[ours] | fields[trainer], set(config) - fields[ours] - fields[trainer]
-    assert config["bf16"] and config["gradient_checkpointing"] and not config.get("use_cpu")
+    assert config["bf16"] and config["activation_checkpointing"] and not config.get("use_cpu")
     settings = ours(**{key: value for key, value in config.items() if key in fields[ours]})
     if name.startswith("rl"):
         assert config["use_vllm"] and config["max_completion_length"] == 129
