@@ -54,8 +54,8 @@ def fine_tune(model, triplets, output_dir: Path, **arguments) -> dict:
     duplicate texts, one epoch, seed 0; ``arguments`` set the rest of the trainer's arguments), resuming from the
     last complete checkpoint in ``output_dir``; saves ``output_dir/final`` and returns this run's record."""
     from sentence_transformers import SentenceTransformerTrainer, SentenceTransformerTrainingArguments
-    from sentence_transformers.losses import MultipleNegativesRankingLoss
-    from sentence_transformers.training_args import BatchSamplers
+    from sentence_transformers.sentence_transformer.losses import MultipleNegativesRankingLoss
+    from sentence_transformers.sentence_transformer.training_args import BatchSamplers
 
     from st_search_r3.training.checkpoints import last_complete_checkpoint
 
