@@ -35,6 +35,20 @@ def test_packed_states_equal_the_padded_pass(tiny_model, texts, prefix, round_to
     torch.testing.assert_close(packed, padded, rtol=1e-4, atol=1e-5)
 
 
+def test_packed_states_under_bf16_autocast_match_the_padded_pass(tiny_model, texts):
+    """Under autocast the products come out in bfloat16 while the queries stay float32: the packed output must take
+    the products' dtype (it used to fail there), and agree with the padded pass to bfloat16's precision."""
+    module = tiny_model[0]
+    features = module.preprocess(texts["documents"], task="document")
+    ids, mask = features["input_ids"], features["attention_mask"]
+    prefix_length = common_prefix_length(ids, mask)
+    with torch.no_grad(), torch.autocast("cpu", dtype=torch.bfloat16):
+        padded = final_hidden_states(module.auto_model, ids, mask)[:, -1]
+        packed = packed_last_hidden_states(module.auto_model, ids, mask, prefix_length, 1)
+    assert packed.dtype == padded.dtype
+    torch.testing.assert_close(packed.float(), padded.float(), rtol=0.05, atol=0.05)
+
+
 def test_encoding_packs_only_without_gradients(tiny_model, texts):
     """Training needs the differentiable padded path; inference takes the packed one, and both agree."""
     module = tiny_model[0]

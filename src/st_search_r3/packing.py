@@ -57,7 +57,7 @@ def packed_attention(
     groups = heads // kv_heads
     scale = scaling if scaling is not None else dim**-0.5
     starts = [0, *torch.tensor(packed_lengths).cumsum(0).tolist()[:-1]]
-    output = query.new_empty(heads, query.shape[2], dim)
+    output = None  # allocated with the products' dtype: under autocast it is not the query's
     # Texts of one length go together through two batched products; each text still sees exactly its
     # own keys, so the result does not depend on which other texts share the call.
     for length in sorted(set(packed_lengths)):
@@ -81,6 +81,8 @@ def packed_attention(
         scores = scores.masked_fill(future.repeat(groups, 1), float("-inf"))
         probabilities = torch.softmax(scores, dim=-1, dtype=torch.float32).to(values.dtype)
         attended = torch.bmm(probabilities, values).view(count, heads, length, dim)
+        if output is None:
+            output = attended.new_empty(heads, query.shape[2], dim)
         output[:, tokens] = attended.transpose(0, 1).reshape(heads, count * length, dim)
     return output.transpose(0, 1)[None], None
 
