@@ -88,10 +88,11 @@ def test_training_refuses_splits_other_than_the_recipe_pins(tiny_data):
 def test_other_mined_triplets_are_reported_not_refused(tiny_data, caplog):
     """Mining ranks negatives with float kernels that differ between CPUs: the same splits mine other triplets."""
     built = check_data(tiny_data, ["wordnet"], None)
+    splits, mined = built["data_sha256"], built["triplets_sha256"]
     with caplog.at_level("WARNING", logger="st_search_r3.training.recipe"):
-        assert check_data(tiny_data, ["wordnet"], built["data_sha256"], expected_triplets=built["triplets_sha256"]) == built
+        assert check_data(tiny_data, ["wordnet"], splits, expected_triplets=mined) == built
         assert not caplog.records
-        assert check_data(tiny_data, ["wordnet"], built["data_sha256"], expected_triplets="0" * 64) == built
+        assert check_data(tiny_data, ["wordnet"], splits, expected_triplets="0" * 64) == built
     assert "mined training triplets differ" in caplog.text and built["triplets_sha256"] in caplog.text
 
 
