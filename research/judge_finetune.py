@@ -1,6 +1,6 @@
 """Can the shipped model judge a passage once it is trained to? A LoRA cross-encoder over the hybrid search's top k.
 
-    python research/judge_finetune.py [--train-queries 1200] [--k 3] [--passage-tokens 48]
+    python research/judge_finetune.py [--train-queries 1600] [--k 3] [--passage-tokens 48]
 
 The frozen model's states could not tell the passage that answers from its neighbour (``judge_probe.py``), and the
 single-prompt reader learned to do no harm, not to choose. Here the choice is the training signal itself: the model
@@ -201,7 +201,7 @@ def dev_row(model, judge: Judge, source: str, args) -> dict:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--train-queries", type=int, default=1200)
+    parser.add_argument("--train-queries", type=int, default=1600)
     parser.add_argument("--k", type=int, default=3)
     parser.add_argument("--passage-tokens", type=int, default=48)
     parser.add_argument("--batch-size", type=int, default=8)
@@ -210,6 +210,7 @@ def main() -> None:
     parser.add_argument("--max-dev-queries", type=int, default=0, help="first N dev queries per task (0: all)")
     args = parser.parse_args()
 
+    from reading_probe import mean_table
     from sentence_transformers import SentenceTransformer
 
     from st_search_r3.install import install
@@ -251,12 +252,7 @@ def main() -> None:
     for source in DEV_SOURCES:
         results.append(dev_row(model, judge, source, args))
         print(json.dumps(results[-1]), flush=True)
-    keys = [key for key in results[0] if key not in ("source", "queries")]
-    means = {key: float(np.mean([r[key] for r in results])) for key in keys}
-    print("\n| dev | " + " | ".join(r["source"] for r in results) + " | mean |")
-    print("|---|" + "---:|" * (len(results) + 1))
-    for key in keys:
-        print(f"| {key} | " + " | ".join(f"{r[key]:.1f}" for r in results) + f" | {means[key]:.1f} |")
+    means = mean_table(results, [key for key in results[0] if key not in ("source", "queries")])
     RESULTS.mkdir(parents=True, exist_ok=True)
     report = {
         "command": "python " + shlex.join(sys.argv),

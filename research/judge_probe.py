@@ -125,6 +125,7 @@ def main() -> None:
     parser.add_argument("--max-dev-queries", type=int, default=0, help="first N dev queries per task (0: all)")
     args = parser.parse_args()
 
+    from reading_probe import mean_table  # research/ is on the path when this script runs
     from sentence_transformers import SentenceTransformer
 
     from st_search_r3.data.sources import data_dir
@@ -222,12 +223,7 @@ def main() -> None:
             row[f"judged b{beta}"] = ndcg(F.normalize(moved, dim=-1) @ docs.T, relevant)
         print(json.dumps(row), flush=True)
         rows_out.append(row)
-    keys = [key for key in rows_out[0] if key not in ("source", "queries")]
-    means = {key: float(np.mean([r[key] for r in rows_out])) for key in keys}
-    print("\n| setting | " + " | ".join(r["source"] for r in rows_out) + " | mean |")
-    print("|---|" + "---:|" * (len(rows_out) + 1))
-    for key in keys:
-        print(f"| {key} | " + " | ".join(f"{r[key]:.1f}" for r in rows_out) + f" | {means[key]:.1f} |")
+    means = mean_table(rows_out, [key for key in rows_out[0] if key not in ("source", "queries")])
     RESULTS.mkdir(parents=True, exist_ok=True)
     report = {
         "command": "python " + shlex.join(sys.argv),

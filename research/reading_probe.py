@@ -105,6 +105,16 @@ def lexical_rows(direct, docs, scores, lexical, relevant) -> dict[str, float]:
     return row
 
 
+def mean_table(rows: list[dict], keys: list[str]) -> dict[str, float]:
+    """Each key's mean over the tasks' rows, after printing the tasks x keys table with it (markdown)."""
+    means = {key: float(np.mean([row[key] for row in rows])) for key in keys}
+    print("\n| setting | " + " | ".join(row["source"] for row in rows) + " | mean |")
+    print("|---|" + "---:|" * (len(rows) + 1))
+    for key in keys:
+        print(f"| {key} | " + " | ".join(f"{row[key]:.1f}" for row in rows) + f" | {means[key]:.1f} |")
+    return means
+
+
 def cached(path: Path, compute):
     if path.is_file():
         return torch.from_numpy(np.load(path))
@@ -206,11 +216,7 @@ def main() -> None:
         print(json.dumps(row), flush=True)
         rows.append(row)
     keys = [key for key in rows[0] if key not in ("source", "queries", "documents") and "qps" not in key]
-    mean = {key: float(np.mean([row[key] for row in rows])) for key in keys}
-    print("\n| setting | " + " | ".join(r["source"] for r in rows) + " | mean |")
-    print("|---|" + "---:|" * (len(rows) + 1))
-    for key in keys:
-        print(f"| {key} | " + " | ".join(f"{r[key]:.1f}" for r in rows) + f" | {mean[key]:.1f} |")
+    mean = mean_table(rows, keys)
     RESULTS.mkdir(parents=True, exist_ok=True)
     output = RESULTS / f"reading_probe_{args.split}{args.suffix}.json"
     report = {"command": "python " + shlex.join(sys.argv), "rows": rows, "mean": mean}
