@@ -70,14 +70,13 @@ def pair_states(module, pairs: list[tuple[str, str]], passage_tokens: int) -> to
 
 def training_texts(record: dict) -> tuple[list[str], list[tuple[int, int]]]:
     """The sampled training corpora's texts in ``first_pass.pt``'s order, and each source's (queries, documents)."""
-    from st_search_r3.data.sources import data_dir
+    from st_search_r3.training.config import SearchR3ReaderConfig
+    from st_search_r3.training.reader_training import training_sample
 
-    config = record["config"]
-    root = Path(config["data_dir"]) if config["data_dir"] else data_dir()
+    config = SearchR3ReaderConfig(**record["config"])
     texts, sizes = [], []
-    for source in config["sources"]:
-        split = RetrievalSplit.load(root / source / "train")
-        split = split.sample(config["queries_per_source"], config["documents_per_source"], seed=config["seed"])
+    for source in config.sources:
+        split = training_sample(config, source)
         texts += list(split.corpus.values())
         sizes.append((sum(1 for q in split.queries if split.qrels.get(q)), len(split.corpus)))
     return texts, sizes

@@ -37,6 +37,13 @@ from st_search_r3.training.config import SearchR3ReaderConfig, cpu_bf16
 logger = logging.getLogger(__name__)
 
 
+def training_sample(config: SearchR3ReaderConfig, source: str) -> RetrievalSplit:
+    """The part of ``source``'s training split the reader trains on: ``queries_per_source`` queries and a corpus of
+    ``documents_per_source`` documents (its relevant ones included), drawn with ``seed``."""
+    split = RetrievalSplit.load(config.root() / source / "train")
+    return split.sample(config.queries_per_source, config.documents_per_source, seed=config.seed)
+
+
 def first_pass_examples(model, config: SearchR3ReaderConfig) -> dict:
     """The training examples, computed once into ``output_dir/first_pass.pt``: per query its text, its passages
     (the first search's top ``read_top_k``) and its relevant rows of ``documents`` (all sources' sampled corpora,
@@ -49,8 +56,7 @@ def first_pass_examples(model, config: SearchR3ReaderConfig) -> dict:
     examples, documents, directs, lexical = [], [], [], []
     offset = 0
     for source in config.sources:
-        split = RetrievalSplit.load(config.root() / source / "train")
-        split = split.sample(config.queries_per_source, config.documents_per_source, seed=config.seed)
+        split = training_sample(config, source)
         texts = list(split.corpus.values())
         position = {d: offset + i for i, d in enumerate(split.corpus)}
         vectors = model.encode_document(texts, batch_size=32, convert_to_tensor=True, normalize_embeddings=True)
